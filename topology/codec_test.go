@@ -1,0 +1,42 @@
+package topology_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/topolane/topolane/topology"
+	"github.com/topolane/topolane/topology/topologytest"
+)
+
+func TestCodecRoundTrip(t *testing.T) {
+	for name, m := range topologytest.All() {
+		want := m.Node()
+		data, err := topology.Encode(want)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, err := topology.Decode(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: round trip changed the node (-want +got):\n%s", name, diff)
+		}
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	for name, tt := range map[string]struct{ doc, wantErr string }{
+		"future version": {`{"schemaVersion": 2, "name": "n"}`, "schemaVersion 2"},
+		"no version":     {`{"name": "n"}`, "schemaVersion 0"},
+		"unknown field":  {`{"schemaVersion": 1, "nme": "n"}`, "unknown field"},
+		"bad level":      {`{"schemaVersion": 1, "levels": {"a": {"b": "CLOSE"}}}`, "unknown connection level"},
+		"truncated":      {`{"schemaVersion": 1, "gpus": [`, "decoding node topology"},
+	} {
+		_, err := topology.Decode([]byte(tt.doc))
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%s: got %v, want an error containing %q", name, err, tt.wantErr)
+		}
+	}
+}
