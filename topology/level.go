@@ -33,8 +33,8 @@ func (l Level) NVLinks() int {
 	return 0
 }
 
-// rank orders levels nearest first, with Unknown last.
-func (l Level) rank() int {
+// Rank orders levels nearest first, with Unknown last.
+func (l Level) Rank() int {
 	if l == Unknown {
 		return int(SYS) + 1
 	}
@@ -42,7 +42,7 @@ func (l Level) rank() int {
 }
 
 // Nearer reports whether l is strictly nearer than m.
-func (l Level) Nearer(m Level) bool { return l.rank() < m.rank() }
+func (l Level) Nearer(m Level) bool { return l.Rank() < m.Rank() }
 
 func (l Level) String() string {
 	switch l {

@@ -1,0 +1,108 @@
+package placement
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Verdict says whether a node can take a pod, and if not, why.
+type Verdict struct {
+	Need Need
+	Fits bool
+	// Unresolvable is set when the node can never take the pod, whatever is freed: preempting
+	// pods would not help.
+	Unresolvable bool
+	// Reason is for a person: what is missing and where.
+	Reason string
+}
+
+func fits(need Need) Verdict { return Verdict{Need: need, Fits: true} }
+
+func reject(need Need, unresolvable bool, format string, args ...any) Verdict {
+	return Verdict{Need: need, Unresolvable: unresolvable, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Check decides whether the node can give the pod what it needs.
+func (s *Summary) Check(req Request) Verdict {
+	if req.GPUs <= 0 || req.Mode == ModeNone {
+		return fits(NeedNothing)
+	}
+	switch {
+	case s.GPUsTotal == 0:
+		return reject(NeedNothing, true, "needs %d GPUs: node has no GPUs", req.GPUs)
+	case req.GPUs > s.GPUsTotal:
+		return reject(NeedNothing, true, "needs %d GPUs: node has only %d", req.GPUs, s.GPUsTotal)
+	case req.GPUs > s.GPUsFree:
+		return reject(NeedNothing, false, "needs %d GPUs: only %d of %d free", req.GPUs, s.GPUsFree, s.GPUsTotal)
+	}
+	need := Decide(req, s.GPUsFree)
+	if len(s.nics) == 0 {
+		return reject(need, true, "%s: node has no RDMA NIC", s.wants(need, req))
+	}
+	if need == NeedPF {
+		return s.checkPF(req)
+	}
+	return s.checkVF(req)
+}
+
+// wants words what the pod needs and why, the start of every reason.
+func (s *Summary) wants(need Need, req Request) string {
+	if req.Mode == ModeAuto {
+		return fmt.Sprintf("needs a free %s for %d/%d GPUs", need, req.GPUs, s.GPUsFree)
+	}
+	return fmt.Sprintf("needs a free %s (topolane.io/nic: %s)", need, req.Mode)
+}
+
+func (s *Summary) checkPF(req Request) Verdict {
+	if s.FreePFs() > 0 {
+		return fits(NeedPF)
+	}
+	var why []string
+	for _, st := range s.nics {
+		why = append(why, st.pfBlocker())
+	}
+	return reject(NeedPF, false, "%s: 0 of %d PFs free (%s)", s.wants(NeedPF, req), len(s.nics), strings.Join(why, "; "))
+}
+
+func (s *Summary) checkVF(req Request) Verdict {
+	var why []string
+	for _, st := range s.nics {
+		if _, ok := st.candidate(NeedVF); ok {
+			return fits(NeedVF)
+		}
+		why = append(why, st.vfBlocker())
+	}
+	return reject(NeedVF, false, "%s: 0 of %d VFs free (%s)", s.wants(NeedVF, req), s.totalVFs(), strings.Join(why, "; "))
+}
+
+func (s *Summary) totalVFs() int {
+	n := 0
+	for _, st := range s.nics {
+		if st.nic.Virtualised() {
+			n += len(st.nic.SRIOV.VFs)
+		}
+	}
+	return n
+}
+
+// pfBlocker says why a NIC cannot be given whole.
+func (st *nicState) pfBlocker() string {
+	addr := st.nic.PCIAddress
+	switch {
+	case st.wholeTo != "":
+		return fmt.Sprintf("%s is given to %s", addr, st.wholeTo)
+	case len(st.vfsInUse) > 0:
+		return fmt.Sprintf("%s has %d VFs in use", addr, len(st.vfsInUse))
+	default:
+		return fmt.Sprintf("%s has %d macvlan shares in use", addr, st.macvlans)
+	}
+}
+
+// vfBlocker says why a NIC has no share to give.
+func (st *nicState) vfBlocker() string {
+	addr := st.nic.PCIAddress
+	if st.wholeTo != "" {
+		return fmt.Sprintf("%s is given whole to %s", addr, st.wholeTo)
+	}
+	return fmt.Sprintf("%s has %d of %d VFs in use", addr, len(st.vfsInUse), len(st.nic.SRIOV.VFs))
+}
