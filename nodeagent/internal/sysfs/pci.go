@@ -2,7 +2,6 @@ package sysfs
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -160,10 +159,4 @@ func LoadPCIDB() (db *pcidb.PCIDB, note string) {
 // EmptyPCIDB knows no names: devices are identified by their ids alone.
 func EmptyPCIDB() *pcidb.PCIDB {
 	return &pcidb.PCIDB{Classes: map[string]*pcidb.Class{}, Vendors: map[string]*pcidb.Vendor{}, Products: map[string]*pcidb.Product{}}
-}
-
-// exists reports whether path exists (following links).
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
