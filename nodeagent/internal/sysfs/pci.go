@@ -2,6 +2,7 @@ package sysfs
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -113,21 +114,21 @@ func (p Paths) numaNode(addr string, scan *Scan) int {
 	return topology.NoNUMA
 }
 
-// canonicalPath resolves bus/pci/devices/<addr> to the device tree and returns the host bridge
-// and every function from the root port down, e.g. pci0000:17, 0000:17:01.0, ..., <addr>.
+// canonicalPath follows bus/pci/devices/<addr> into the device tree and returns the host
+// bridge and every function from the root port down, e.g. pci0000:17, 0000:17:01.0, ..., <addr>.
+// sysfs links are relative, so the target is read once and joined as text.
 func (p Paths) canonicalPath(addr string) (topology.PCIePath, error) {
 	link := p.PCIDevice(addr)
-	target, err := filepath.EvalSymlinks(link)
+	target, err := os.Readlink(link)
 	if err != nil {
-		return nil, fmt.Errorf("cannot resolve %s: %w", link, err)
+		return nil, fmt.Errorf("cannot read link %s: %w", link, err)
 	}
-	devices, err := filepath.EvalSymlinks(p.Devices())
-	if err != nil {
-		return nil, fmt.Errorf("cannot resolve %s: %w", p.Devices(), err)
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(p.PCIDevices(), target)
 	}
-	rel, err := filepath.Rel(devices, target)
+	rel, err := filepath.Rel(p.Devices(), target)
 	if err != nil || strings.HasPrefix(rel, "..") {
-		return nil, fmt.Errorf("%s points to %s, outside %s", link, target, devices)
+		return nil, fmt.Errorf("%s points to %s, outside %s", link, target, p.Devices())
 	}
 	return parsePCIePath(rel, addr)
 }
