@@ -1,0 +1,55 @@
+# topolane: `make help` lists the targets.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# go-nvml's cgo bindings warn about NVML's own deprecations on every build.
+export CGO_CFLAGS ?= -Wno-deprecated-declarations
+export CGO_ENABLED := 1
+
+TOOLS := $(CURDIR)/.tools
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
+BIN := $(CURDIR)/bin
+FIXTURES := nodeagent/testdata/sysfs
+
+.PHONY: help build test unit lint bench fuzz demo fixtures clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build the binaries into bin/
+	go build -o $(BIN)/ ./nodeagent/cmd/...
+
+test: lint unit ## everything CI runs: lint, then every test (race detector on)
+
+unit: ## the tests alone
+	go test -race -count=1 ./...
+
+lint: $(STATICCHECK) ## go vet and staticcheck (pinned, installed into .tools/)
+	go vet ./...
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(TOOLS)/staticcheck $@
+
+bench: ## benchmarks, 5 runs each (compare runs with benchstat)
+	go test -run '^$$' -bench . -benchmem -count 5 ./...
+
+fuzz: ## fuzz the sysfs reader for 60s
+	go test ./nodeagent/internal/discovery -run '^$$' -fuzz FuzzSysfsAttributes -fuzztime 60s
+
+demo: ## discover the fixture machines (a DGX H100 and a two-socket PCIe server) and print their topology
+	@for m in dgx-h100 pcie-server; do \
+		echo "== topolane-agent discover --sysfs-root $(FIXTURES)/$$m"; \
+		go run ./nodeagent/cmd/topolane-agent discover --sysfs-root $(FIXTURES)/$$m --node-name $$m || exit 1; \
+		echo; \
+	done
+
+fixtures: ## rewrite the fixture trees and golden tables under nodeagent/testdata after changing topologytest
+	go test ./nodeagent/internal/discovery -run 'TestTables|TestFixtureTreesCurrent' -update
+
+clean: ## remove built binaries and installed tools
+	rm -rf $(BIN) $(TOOLS)
