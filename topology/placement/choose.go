@@ -31,14 +31,21 @@ func (s *Summary) Choose(need Need, gpus []string) (Choice, error) {
 	if err != nil {
 		return Choice{}, err
 	}
-	var best *candidate
-	for _, c := range s.candidates(need) {
-		c.dist = s.distance(c.NIC, addrs)
-		if best == nil || c.better(best) {
-			best = &c
+	var best candidate
+	found := false
+	for i := range s.nics {
+		c, ok := s.nics[i].candidate(need)
+		if !ok {
+			continue
+		}
+		if addrs != nil {
+			c.dist = s.distance(c.NIC, addrs)
+		}
+		if !found || c.better(&best) {
+			best, found = c, true
 		}
 	}
-	if best == nil {
+	if !found {
 		return Choice{}, fmt.Errorf("node %s has no free device for a pod that needs a %s", s.Node.Name, need)
 	}
 	best.Level = best.dist.nearest
@@ -51,32 +58,22 @@ type candidate struct {
 	shared bool
 }
 
-func (s *Summary) candidates(need Need) []candidate {
-	var cs []candidate
-	for i := range s.nics {
-		if c, ok := s.nics[i].candidate(need); ok {
-			cs = append(cs, c)
-		}
-	}
-	return cs
-}
-
 // candidate is what the NIC can give for need, if anything.
 func (st *nicState) candidate(need Need) (candidate, bool) {
 	addr := st.nic.PCIAddress
 	switch {
 	case need == NeedPF:
-		return candidate{Choice: Choice{Kind: KindPF, NIC: addr, Device: addr}}, st.wholeFree()
+		return candidate{Choice: Choice{Kind: KindPF, NIC: addr, Device: addr}, dist: st.toAllGPUs}, st.wholeFree()
 	case st.wholeTo != "":
 		return candidate{}, false
 	case !st.nic.Virtualised():
-		return candidate{Choice: Choice{Kind: KindMacvlan, NIC: addr, Device: addr}, shared: st.shared()}, true
+		return candidate{Choice: Choice{Kind: KindMacvlan, NIC: addr, Device: addr}, dist: st.toAllGPUs, shared: st.shared()}, true
 	}
 	vf := st.freeVF()
 	if vf == nil {
 		return candidate{}, false
 	}
-	return candidate{Choice: Choice{Kind: KindVF, NIC: addr, Device: vf.PCIAddress, VFIndex: vf.Index}, shared: st.shared()}, true
+	return candidate{Choice: Choice{Kind: KindVF, NIC: addr, Device: vf.PCIAddress, VFIndex: vf.Index}, dist: st.toAllGPUs, shared: st.shared()}, true
 }
 
 func (c *candidate) better(o *candidate) bool {
@@ -121,12 +118,10 @@ func (d distance) compare(o distance) int {
 	)
 }
 
+// gpuAddrs resolves GPU ids to PCI addresses; none gives nil, meaning every GPU.
 func (s *Summary) gpuAddrs(ids []string) ([]string, error) {
 	if len(ids) == 0 {
-		for _, g := range s.Node.GPUs {
-			ids = append(ids, g.PCIAddress)
-		}
-		return ids, nil
+		return nil, nil
 	}
 	addrs := make([]string, 0, len(ids))
 	for _, id := range ids {
@@ -137,4 +132,12 @@ func (s *Summary) gpuAddrs(ids []string) ([]string, error) {
 		addrs = append(addrs, g.PCIAddress)
 	}
 	return addrs, nil
+}
+
+func (s *Summary) allGPUs() []string {
+	addrs := make([]string, len(s.Node.GPUs))
+	for i, g := range s.Node.GPUs {
+		addrs[i] = g.PCIAddress
+	}
+	return addrs
 }

@@ -44,6 +44,9 @@ type nicState struct {
 	wholeTo  string         // pod holding the whole NIC
 	vfsInUse map[int]string // VF index -> pod
 	macvlans int
+	// toAllGPUs is the NIC's distance to every GPU of the node, the scheduler's view, computed
+	// once here so that choosing on the request path does no level lookups.
+	toAllGPUs distance
 }
 
 // Summarize folds usage into the node. An allocation naming a device the node does not have is
@@ -51,9 +54,10 @@ type nicState struct {
 func Summarize(node *topology.Node, u Usage) (*Summary, error) {
 	s := &Summary{Node: node, GPUsTotal: len(node.GPUs), GPUsFree: max(len(node.GPUs)-u.GPUsInUse, 0)}
 	byAddr := map[string]*nicState{}
+	all := s.allGPUs()
 	for i := range node.NICs {
 		if nic := &node.NICs[i]; nic.RDMA() {
-			s.nics = append(s.nics, nicState{nic: nic, vfsInUse: map[int]string{}})
+			s.nics = append(s.nics, nicState{nic: nic, vfsInUse: map[int]string{}, toAllGPUs: s.distance(nic.PCIAddress, all)})
 		}
 	}
 	for i := range s.nics {
