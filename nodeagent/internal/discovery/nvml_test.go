@@ -29,21 +29,25 @@ func dgxNVML(t *testing.T) *server.Server {
 	srv := dgxh100.New()
 	for i, d := range srv.Devices {
 		dev := d.(*server.Device)
-		busID := dgxGPUs[i]
-		dev.GetPciInfoFunc = func() (nvml.PciInfo, nvml.Return) { return pciInfo(busID), nvml.SUCCESS }
-		dev.GetNvLinkStateFunc = func(link int) (nvml.EnableState, nvml.Return) {
-			if link >= 18 {
-				return 0, nvml.ERROR_INVALID_ARGUMENT
-			}
-			return nvml.FEATURE_ENABLED, nvml.SUCCESS
-		}
-		dev.GetNvLinkRemotePciInfoFunc = func(int) (nvml.PciInfo, nvml.Return) { return pciInfo(nvswitch), nvml.SUCCESS }
+		place(dev, dgxGPUs[i], 18, nvswitch)
 		dev.GetTopologyCommonAncestorFunc = func(nvml.Device) (nvml.GpuTopologyLevel, nvml.Return) {
 			t.Error("common ancestor asked although NVLink answers")
 			return 0, nvml.ERROR_UNKNOWN
 		}
 	}
 	return srv
+}
+
+// place puts a mock GPU at busID with its first links NVLinks active, all leading to remote.
+func place(dev *server.Device, busID string, links int, remote string) {
+	dev.GetPciInfoFunc = func() (nvml.PciInfo, nvml.Return) { return pciInfo(busID), nvml.SUCCESS }
+	dev.GetNvLinkStateFunc = func(link int) (nvml.EnableState, nvml.Return) {
+		if link >= links {
+			return 0, nvml.ERROR_INVALID_ARGUMENT
+		}
+		return nvml.FEATURE_ENABLED, nvml.SUCCESS
+	}
+	dev.GetNvLinkRemotePciInfoFunc = func(int) (nvml.PciInfo, nvml.Return) { return pciInfo(remote), nvml.SUCCESS }
 }
 
 func pciInfo(busID string) nvml.PciInfo {
@@ -87,19 +91,11 @@ func TestDiscoverWithNVML(t *testing.T) {
 
 func TestDiscoverNVMLCommonAncestorAndDirectLinks(t *testing.T) {
 	m := topologytest.NoSRIOV() // two GPUs, 0000:43:00.0 and 0000:44:00.0
-	srv := dgxh100.NewWithGPUs(dgxh100.New().Devices[0].(*server.Device).Config, dgxh100.New().Devices[0].(*server.Device).Config)
+	h100 := dgxh100.NewDevice(0).Config
+	srv := dgxh100.NewWithGPUs(h100, h100)
 	buses := []string{"00000000:43:00.0", "00000000:44:00.0"}
 	for i, d := range srv.Devices {
-		dev, other := d.(*server.Device), buses[1-i]
-		busID := buses[i]
-		dev.GetPciInfoFunc = func() (nvml.PciInfo, nvml.Return) { return pciInfo(busID), nvml.SUCCESS }
-		dev.GetNvLinkStateFunc = func(link int) (nvml.EnableState, nvml.Return) {
-			if link >= 4 {
-				return 0, nvml.ERROR_INVALID_ARGUMENT
-			}
-			return nvml.FEATURE_ENABLED, nvml.SUCCESS
-		}
-		dev.GetNvLinkRemotePciInfoFunc = func(int) (nvml.PciInfo, nvml.Return) { return pciInfo(other), nvml.SUCCESS }
+		place(d.(*server.Device), buses[i], 4, buses[1-i]) // an NVLink bridge: 4 links to the other GPU
 	}
 	res, err := discovery.Discover(discovery.Options{Sysfs: sysfs.Paths{Root: writeMachine(t, m)}, NVML: srv})
 	if err != nil {
