@@ -47,7 +47,7 @@ func (s *Summary) Check(req Request) Verdict {
 
 // wants words what the pod needs and why, the start of every reason.
 func (s *Summary) wants(need Need, req Request) string {
-	if req.Mode == ModeAuto {
+	if req.Mode == ModeAuto || req.Mode == "" {
 		return fmt.Sprintf("needs a free %s for %d/%d GPUs", need, req.GPUs, s.GPUsFree)
 	}
 	return fmt.Sprintf("needs a free %s (topolane.io/nic: %s)", need, req.Mode)

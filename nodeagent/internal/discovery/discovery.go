@@ -52,7 +52,7 @@ func Discover(opts Options) (*Result, error) {
 	if r.Node.NUMANodes, err = opts.Sysfs.NUMANodeIDs(); err != nil {
 		r.warn("%v; NUMA nodes unknown", err)
 	}
-	inv := pci{paths: opts.Sysfs, functions: index(scan.Functions), result: r}
+	inv := pci{paths: opts.Sysfs, scanned: scan.Functions, result: r}
 	inv.collect()
 	var gpuLevels topology.Levels
 	if opts.NVML != nil {
@@ -69,14 +69,6 @@ func Discover(opts Options) (*Result, error) {
 		}
 	}
 	return r, nil
-}
-
-func index(fns []sysfs.Function) map[string]sysfs.Function {
-	m := make(map[string]sysfs.Function, len(fns))
-	for _, f := range fns {
-		m[f.Address] = f
-	}
-	return m
 }
 
 // mergeNVML adds NVML's identities to the GPUs found on PCI and returns its GPU↔GPU levels,

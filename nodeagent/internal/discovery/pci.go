@@ -2,7 +2,6 @@ package discovery
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/topolane/topolane/nodeagent/internal/sysfs"
 	"github.com/topolane/topolane/topology"
@@ -23,21 +22,21 @@ func isNIC(f sysfs.Function) bool { return f.Class>>16 == 0x02 }
 // pci turns PCI functions into the node's GPUs and NICs.
 type pci struct {
 	paths     sysfs.Paths
-	functions map[string]sysfs.Function
+	scanned   []sysfs.Function          // in PCI address order
+	functions map[string]sysfs.Function // the same, by address
 	result    *Result
 	claimed   map[string]bool // VFs found through their PF
 }
 
 func (p *pci) collect() {
 	p.claimed = map[string]bool{}
-	addrs := make([]string, 0, len(p.functions))
-	for a := range p.functions {
-		addrs = append(addrs, a)
+	p.functions = make(map[string]sysfs.Function, len(p.scanned))
+	for _, f := range p.scanned {
+		p.functions[f.Address] = f
 	}
-	slices.Sort(addrs)
 	var vfs []string
-	for _, a := range addrs {
-		f := p.functions[a]
+	for _, f := range p.scanned {
+		a := f.Address
 		switch {
 		case isGPU(f):
 			p.result.Node.GPUs = append(p.result.Node.GPUs, topology.GPU{PCIAddress: a, Model: f.Product, NUMANode: f.NUMANode, Path: f.Path})
