@@ -40,3 +40,24 @@ func TestDecodeRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestDeepCopySharesNothing(t *testing.T) {
+	orig := topologytest.DGXH100().Node()
+	c := orig.DeepCopy()
+	if diff := cmp.Diff(orig, c); diff != "" {
+		t.Fatalf("copy differs:\n%s", diff)
+	}
+	c.GPUs[0].Path[0] = "changed"
+	cx := c.NIC("0000:1a:00.0")
+	cx.SRIOV.VFs[0].Path[0] = "changed"
+	cx.SRIOV.NumVFs = 99
+	c.Levels.Set(c.GPUs[0].PCIAddress, cx.PCIAddress, topology.SYS)
+	c.NUMANodes[0] = 7
+	if diff := cmp.Diff(topologytest.DGXH100().Node(), orig); diff != "" {
+		t.Errorf("changing the copy changed the original:\n%s", diff)
+	}
+	var nilNode *topology.Node
+	if nilNode.DeepCopy() != nil {
+		t.Error("copy of nil should be nil")
+	}
+}

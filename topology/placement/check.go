@@ -5,10 +5,23 @@ import (
 	"strings"
 )
 
+// Codes say in one word why a node was rejected: few enough values to label metrics with.
+const (
+	CodeNoGPUs     = "no_gpus"      // the node has no GPUs
+	CodeTooFewGPUs = "too_few_gpus" // the node has fewer GPUs than the pod asks for
+	CodeGPUsBusy   = "gpus_busy"    // other pods hold the GPUs
+	CodeNoRDMANIC  = "no_rdma_nic"  // the node has no NIC topolane hands out
+	CodeNoFreePF   = "no_free_pf"
+	CodeNoFreeVF   = "no_free_vf"
+	CodeNoTopology = "no_topology" // set by callers: no NodeTopology for the node
+	CodeBadRequest = "bad_request" // set by callers: the pod's annotation cannot be read
+)
+
 // Verdict says whether a node can take a pod, and if not, why.
 type Verdict struct {
 	Need Need
 	Fits bool
+	Code string // empty when it fits
 	// Unresolvable is set when the node can never take the pod, whatever is freed: preempting
 	// pods would not help.
 	Unresolvable bool
@@ -18,8 +31,8 @@ type Verdict struct {
 
 func fits(need Need) Verdict { return Verdict{Need: need, Fits: true} }
 
-func reject(need Need, unresolvable bool, format string, args ...any) Verdict {
-	return Verdict{Need: need, Unresolvable: unresolvable, Reason: fmt.Sprintf(format, args...)}
+func reject(need Need, code string, unresolvable bool, format string, args ...any) Verdict {
+	return Verdict{Need: need, Code: code, Unresolvable: unresolvable, Reason: fmt.Sprintf(format, args...)}
 }
 
 // Check decides whether the node can give the pod what it needs.
@@ -29,15 +42,15 @@ func (s *Summary) Check(req Request) Verdict {
 	}
 	switch {
 	case s.GPUsTotal == 0:
-		return reject(NeedNothing, true, "needs %d GPUs: node has no GPUs", req.GPUs)
+		return reject(NeedNothing, CodeNoGPUs, true, "needs %d GPUs: node has no GPUs", req.GPUs)
 	case req.GPUs > s.GPUsTotal:
-		return reject(NeedNothing, true, "needs %d GPUs: node has only %d", req.GPUs, s.GPUsTotal)
+		return reject(NeedNothing, CodeTooFewGPUs, true, "needs %d GPUs: node has only %d", req.GPUs, s.GPUsTotal)
 	case req.GPUs > s.GPUsFree:
-		return reject(NeedNothing, false, "needs %d GPUs: only %d of %d free", req.GPUs, s.GPUsFree, s.GPUsTotal)
+		return reject(NeedNothing, CodeGPUsBusy, false, "needs %d GPUs: only %d of %d free", req.GPUs, s.GPUsFree, s.GPUsTotal)
 	}
 	need := Decide(req, s.GPUsFree)
 	if len(s.nics) == 0 {
-		return reject(need, true, "%s: node has no RDMA NIC", s.wants(need, req))
+		return reject(need, CodeNoRDMANIC, true, "%s: node has no RDMA NIC", s.wants(need, req))
 	}
 	if need == NeedPF {
 		return s.checkPF(req)
@@ -61,7 +74,7 @@ func (s *Summary) checkPF(req Request) Verdict {
 	for _, st := range s.nics {
 		why = append(why, st.pfBlocker())
 	}
-	return reject(NeedPF, false, "%s: 0 of %d PFs free (%s)", s.wants(NeedPF, req), len(s.nics), strings.Join(why, "; "))
+	return reject(NeedPF, CodeNoFreePF, false, "%s: 0 of %d PFs free (%s)", s.wants(NeedPF, req), len(s.nics), strings.Join(why, "; "))
 }
 
 func (s *Summary) checkVF(req Request) Verdict {
@@ -72,7 +85,7 @@ func (s *Summary) checkVF(req Request) Verdict {
 		}
 		why = append(why, st.vfBlocker())
 	}
-	return reject(NeedVF, false, "%s: 0 of %d VFs free (%s)", s.wants(NeedVF, req), s.totalVFs(), strings.Join(why, "; "))
+	return reject(NeedVF, CodeNoFreeVF, false, "%s: 0 of %d VFs free (%s)", s.wants(NeedVF, req), s.totalVFs(), strings.Join(why, "; "))
 }
 
 func (s *Summary) totalVFs() int {

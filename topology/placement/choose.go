@@ -15,6 +15,8 @@ type Choice struct {
 	VFIndex int    // for KindVF
 	// Level is the nearest connection between the device and the pod's GPUs.
 	Level topology.Level
+	// Shared is set when a share comes from a NIC already shared: no whole PF is broken.
+	Shared bool
 }
 
 // Allocation records the choice as held by pod.
@@ -54,8 +56,7 @@ func (s *Summary) Choose(need Need, gpus []string) (Choice, error) {
 
 type candidate struct {
 	Choice
-	dist   distance
-	shared bool
+	dist distance
 }
 
 // candidate is what the NIC can give for need, if anything.
@@ -67,21 +68,21 @@ func (st *nicState) candidate(need Need) (candidate, bool) {
 	case st.wholeTo != "":
 		return candidate{}, false
 	case !st.nic.Virtualised():
-		return candidate{Choice: Choice{Kind: KindMacvlan, NIC: addr, Device: addr}, dist: st.toAllGPUs, shared: st.shared()}, true
+		return candidate{Choice: Choice{Kind: KindMacvlan, NIC: addr, Device: addr, Shared: st.shared()}, dist: st.toAllGPUs}, true
 	}
 	vf := st.freeVF()
 	if vf == nil {
 		return candidate{}, false
 	}
-	return candidate{Choice: Choice{Kind: KindVF, NIC: addr, Device: vf.PCIAddress, VFIndex: vf.Index}, dist: st.toAllGPUs, shared: st.shared()}, true
+	return candidate{Choice: Choice{Kind: KindVF, NIC: addr, Device: vf.PCIAddress, VFIndex: vf.Index, Shared: st.shared()}, dist: st.toAllGPUs}, true
 }
 
 func (c *candidate) better(o *candidate) bool {
 	if d := c.dist.compare(o.dist); d != 0 {
 		return d < 0
 	}
-	if c.shared != o.shared {
-		return c.shared
+	if c.Shared != o.Shared {
+		return c.Shared
 	}
 	if c.Kind != o.Kind {
 		return c.Kind == KindVF

@@ -104,18 +104,18 @@ func TestCheck(t *testing.T) {
 		{name: "the only free PF has VFs in use", node: dgx,
 			usage: placement.Usage{GPUsInUse: 0, Allocations: append(vfsOfNIC0(3), pfsButNIC0...)},
 			req:   placement.Request{GPUs: 8, Mode: placement.ModeAuto},
-			want:  placement.Verdict{Need: placement.NeedPF},
+			want:  placement.Verdict{Need: placement.NeedPF, Code: placement.CodeNoFreePF},
 			wantWhy: "needs a free PF for 8/8 GPUs: 0 of 8 PFs free (0000:1a:00.0 has 3 VFs in use; " +
 				"0000:42:00.0 is given to ns/big"},
 		{name: "every PF given away", node: dgx, usage: placement.Usage{Allocations: allPFs(dgx, "ns/a")},
-			req: placement.Request{GPUs: 1, Mode: placement.ModePF}, want: placement.Verdict{Need: placement.NeedPF},
+			req: placement.Request{GPUs: 1, Mode: placement.ModePF}, want: placement.Verdict{Need: placement.NeedPF, Code: placement.CodeNoFreePF},
 			wantWhy: "needs a free PF (topolane.io/nic: pf): 0 of 8 PFs free (0000:1a:00.0 is given to ns/a"},
 		{name: "unset mode reads as auto", node: dgx, usage: placement.Usage{Allocations: allPFs(dgx, "ns/a")},
-			req: placement.Request{GPUs: 8}, want: placement.Verdict{Need: placement.NeedPF},
+			req: placement.Request{GPUs: 8}, want: placement.Verdict{Need: placement.NeedPF, Code: placement.CodeNoFreePF},
 			wantWhy: "needs a free PF for 8/8 GPUs: 0 of 8 PFs free"},
 		{name: "VF wanted, every VF taken and other PFs whole", node: dgx,
 			usage: placement.Usage{GPUsInUse: 1, Allocations: append(vfsOfNIC0(4), pfsButNIC0...)},
-			req:   placement.Request{GPUs: 1, Mode: placement.ModeAuto}, want: placement.Verdict{Need: placement.NeedVF},
+			req:   placement.Request{GPUs: 1, Mode: placement.ModeAuto}, want: placement.Verdict{Need: placement.NeedVF, Code: placement.CodeNoFreeVF},
 			wantWhy: "needs a free VF for 1/7 GPUs: 0 of 4 VFs free (0000:1a:00.0 has 4 of 4 VFs in use; 0000:42:00.0 is given whole to ns/big"},
 		{name: "VF wanted, NIC0 given whole, others share by macvlan", node: dgx,
 			usage: placement.Usage{Allocations: allPFs(dgx, "ns/a")[:1]},
@@ -126,20 +126,20 @@ func TestCheck(t *testing.T) {
 			want: placement.Verdict{Need: placement.NeedVF, Fits: true}},
 		{name: "NIC without SR-IOV in macvlan use cannot go whole", node: noSRIOV,
 			usage: placement.Usage{GPUsInUse: 1, Allocations: []placement.Allocation{{Pod: "ns/s", Kind: placement.KindMacvlan, NIC: "0000:45:00.0", Device: "0000:45:00.0"}}},
-			req:   placement.Request{GPUs: 1, Mode: placement.ModeAuto}, want: placement.Verdict{Need: placement.NeedPF},
+			req:   placement.Request{GPUs: 1, Mode: placement.ModeAuto}, want: placement.Verdict{Need: placement.NeedPF, Code: placement.CodeNoFreePF},
 			wantWhy: "0000:45:00.0 has 1 macvlan shares in use"},
 		{name: "node without GPUs", node: cpu, req: placement.Request{GPUs: 1, Mode: placement.ModeAuto},
-			want: placement.Verdict{Unresolvable: true}, wantWhy: "needs 1 GPUs: node has no GPUs"},
+			want: placement.Verdict{Code: placement.CodeNoGPUs, Unresolvable: true}, wantWhy: "needs 1 GPUs: node has no GPUs"},
 		{name: "more GPUs than the node has", node: noSRIOV, req: placement.Request{GPUs: 4, Mode: placement.ModeAuto},
-			want: placement.Verdict{Unresolvable: true}, wantWhy: "node has only 2"},
+			want: placement.Verdict{Code: placement.CodeTooFewGPUs, Unresolvable: true}, wantWhy: "node has only 2"},
 		{name: "GPUs held by others", node: dgx, usage: placement.Usage{GPUsInUse: 7},
-			req: placement.Request{GPUs: 2, Mode: placement.ModeAuto}, want: placement.Verdict{}, wantWhy: "only 1 of 8 free"},
+			req: placement.Request{GPUs: 2, Mode: placement.ModeAuto}, want: placement.Verdict{Code: placement.CodeGPUsBusy}, wantWhy: "only 1 of 8 free"},
 		{name: "no GPU request passes untouched", node: cpu, req: placement.Request{GPUs: 0, Mode: placement.ModePF},
 			want: placement.Verdict{Need: placement.NeedNothing, Fits: true}},
 		{name: "mode none passes untouched", node: dgx, usage: placement.Usage{Allocations: allPFs(dgx, "ns/a")},
 			req: placement.Request{GPUs: 8, Mode: placement.ModeNone}, want: placement.Verdict{Need: placement.NeedNothing, Fits: true}},
 		{name: "GPU node without an RDMA NIC", node: withoutRDMA(dgx), req: placement.Request{GPUs: 8, Mode: placement.ModeAuto},
-			want: placement.Verdict{Need: placement.NeedPF, Unresolvable: true}, wantWhy: "node has no RDMA NIC"},
+			want: placement.Verdict{Need: placement.NeedPF, Code: placement.CodeNoRDMANIC, Unresolvable: true}, wantWhy: "node has no RDMA NIC"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,12 +189,12 @@ func TestChoose(t *testing.T) {
 			want: placement.Choice{Kind: placement.KindVF, NIC: dgxNIC0, Device: dgxVF0, VFIndex: 0, Level: topology.PIX}},
 		{name: "next free VF", node: dgx, need: placement.NeedVF, gpus: []string{dgxGPU0},
 			usage: placement.Usage{Allocations: []placement.Allocation{{Pod: "ns/a", Kind: placement.KindVF, NIC: dgxNIC0, Device: dgxVF0}}},
-			want:  placement.Choice{Kind: placement.KindVF, NIC: dgxNIC0, Device: dgxVF1, VFIndex: 1, Level: topology.PIX}},
+			want:  placement.Choice{Kind: placement.KindVF, NIC: dgxNIC0, Device: dgxVF1, VFIndex: 1, Level: topology.PIX, Shared: true}},
 		{name: "nearer macvlan beats a farther VF", node: dgx, need: placement.NeedVF, gpus: []string{dgxGPU1},
 			want: placement.Choice{Kind: placement.KindMacvlan, NIC: dgxNIC1, Device: dgxNIC1, Level: topology.PIX}},
 		{name: "scheduler view (every GPU): share the PF already shared", node: dgx, need: placement.NeedVF,
 			usage: placement.Usage{Allocations: []placement.Allocation{{Pod: "ns/a", Kind: placement.KindMacvlan, NIC: dgxNIC4, Device: dgxNIC4}}},
-			want:  placement.Choice{Kind: placement.KindMacvlan, NIC: dgxNIC4, Device: dgxNIC4, Level: topology.PIX}},
+			want:  placement.Choice{Kind: placement.KindMacvlan, NIC: dgxNIC4, Device: dgxNIC4, Level: topology.PIX, Shared: true}},
 		{name: "scheduler view, nothing shared: VF before macvlan", node: dgx, need: placement.NeedVF,
 			want: placement.Choice{Kind: placement.KindVF, NIC: dgxNIC0, Device: dgxVF0, Level: topology.PIX}},
 		{name: "by UUID-less address on a PCIe server: same root complex", node: server, need: placement.NeedPF, gpus: []string{"0000:b1:00.0"},
@@ -254,5 +254,42 @@ func TestFreeCounts(t *testing.T) {
 	}
 	if got := s.FreeVFs(); got != 3 {
 		t.Errorf("FreeVFs = %d, want 3", got)
+	}
+}
+
+func TestScore(t *testing.T) {
+	dgx := topologytest.DGXH100().Node()
+	server := topologytest.PCIeServer().Node()
+	full := placement.Request{GPUs: 8, Mode: placement.ModeAuto}
+	two := placement.Request{GPUs: 2, Mode: placement.ModeAuto}
+	tests := []struct {
+		name  string
+		node  *topology.Node
+		usage placement.Usage
+		req   placement.Request
+		want  int
+	}{
+		{"full node, PIX NIC, PF", dgx, placement.Usage{}, full, 10},
+		{"pod that does not fit", dgx, placement.Usage{GPUsInUse: 1}, full, 0},
+		{"2 of 8 GPUs: loose fit, VF from a PF already shared", dgx,
+			placement.Usage{Allocations: []placement.Allocation{{Pod: "ns/a", Kind: placement.KindVF, NIC: dgxNIC0, Device: dgxVF0}}}, two,
+			(10*2/8 + 10 + 10 + 1) / 3},
+		{"2 of 8 GPUs, nothing shared yet: breaks a whole PF but others remain", dgx, placement.Usage{}, two,
+			(10*2/8 + 10 + 5 + 1) / 3},
+		{"last 2 GPUs: exact fit takes the PF", dgx, placement.Usage{GPUsInUse: 6}, two, 10},
+		{"PCIe server: PHB NIC", server, placement.Usage{}, placement.Request{GPUs: 4, Mode: placement.ModeAuto}, (10 + 6 + 10 + 1) / 3},
+		{"no GPU request", dgx, placement.Usage{}, placement.Request{}, 10},
+	}
+	for _, tt := range tests {
+		if got := summarize(t, tt.node, tt.usage).Score(tt.req, placement.DefaultWeights); got != tt.want {
+			t.Errorf("%s: Score = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	s := summarize(t, dgx, placement.Usage{})
+	if got := s.Score(two, placement.Weights{Whole: 1}); got != 5 {
+		t.Errorf("weights pick the part: whole only, breaking one of 8 whole PFs = %d, want 5", got)
+	}
+	if got := s.Score(two, placement.Weights{}); got != 0 {
+		t.Errorf("zero weights = %d, want 0", got)
 	}
 }

@@ -1,0 +1,43 @@
+package topology
+
+import "slices"
+
+// DeepCopy returns a copy that shares nothing with n: caches copy topologies in and out.
+func (n *Node) DeepCopy() *Node {
+	if n == nil {
+		return nil
+	}
+	c := *n
+	c.NUMANodes = slices.Clone(n.NUMANodes)
+	c.GPUs = slices.Clone(n.GPUs)
+	for i := range c.GPUs {
+		c.GPUs[i].Path = slices.Clone(n.GPUs[i].Path)
+	}
+	c.NICs = slices.Clone(n.NICs)
+	for i := range c.NICs {
+		c.NICs[i] = n.NICs[i].deepCopy()
+	}
+	if n.Levels != nil {
+		c.Levels = make(Levels, len(n.Levels))
+		for a, row := range n.Levels {
+			c.Levels[a] = make(map[string]Level, len(row))
+			for b, l := range row {
+				c.Levels[a][b] = l
+			}
+		}
+	}
+	return &c
+}
+
+func (n NIC) deepCopy() NIC {
+	n.Path = slices.Clone(n.Path)
+	if n.SRIOV != nil {
+		s := *n.SRIOV
+		s.VFs = slices.Clone(s.VFs)
+		for i := range s.VFs {
+			s.VFs[i].Path = slices.Clone(s.VFs[i].Path)
+		}
+		n.SRIOV = &s
+	}
+	return n
+}
