@@ -1,0 +1,135 @@
+// Command topolane-extender is topolane's kube-scheduler extender: it filters and scores nodes
+// by whether the NIC a GPU pod needs is free next to its GPUs, and reserves it at bind time.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/topolane/topolane/extender/internal/scheduler"
+	"github.com/topolane/topolane/extender/internal/server"
+	"github.com/topolane/topolane/extender/internal/state"
+	"github.com/topolane/topolane/topology/placement"
+)
+
+type options struct {
+	kubeconfig, listen, certFile, keyFile string
+	gpuResources                          string
+	weights                               placement.Weights
+	noPF                                  string
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("topolane-extender", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file; empty means in-cluster")
+	fs.StringVar(&o.listen, "listen", ":8888", "address to serve the extender on")
+	fs.StringVar(&o.certFile, "tls-cert-file", "", "serve HTTPS with this certificate (the scheduler's enableHTTPS)")
+	fs.StringVar(&o.keyFile, "tls-key-file", "", "key of --tls-cert-file")
+	fs.StringVar(&o.gpuResources, "gpu-resources", "nvidia.com/gpu", "comma-separated extended resources counted as GPUs")
+	fs.IntVar(&o.weights.Fit, "weight-fit", placement.DefaultWeights.Fit, "score weight: the pod takes exactly the node's free GPUs")
+	fs.IntVar(&o.weights.NIC, "weight-nic", placement.DefaultWeights.NIC, "score weight: the NIC is near the GPUs")
+	fs.IntVar(&o.weights.Whole, "weight-whole", placement.DefaultWeights.Whole, "score weight: shares come from NICs already shared")
+	fs.StringVar(&o.noPF, "no-pf", string(scheduler.NoPFReject), "a pod that needs a whole PF when none is free anywhere: reject (wait) or fallback-vf")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if (o.certFile == "") != (o.keyFile == "") {
+		return o, errors.New("--tls-cert-file and --tls-key-file go together")
+	}
+	if o.weights.Fit < 0 || o.weights.NIC < 0 || o.weights.Whole < 0 {
+		return o, errors.New("score weights cannot be negative")
+	}
+	return o, nil
+}
+
+func (o options) resources() []corev1.ResourceName {
+	var rs []corev1.ResourceName
+	for _, r := range strings.Split(o.gpuResources, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			rs = append(rs, corev1.ResourceName(r))
+		}
+	}
+	return rs
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "topolane-extender: %v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		klog.ErrorS(err, "topolane-extender stopped")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	noPF, err := scheduler.ParseNoPFPolicy(o.noPF)
+	if err != nil {
+		return err
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("loading the Kubernetes client config (pass --kubeconfig outside a cluster): %w", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	store := state.New(o.resources())
+	synced, err := state.Watch(ctx, store, client, dyn)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ext := scheduler.New(store, client, scheduler.Config{Weights: o.weights, NoPF: noPF}, scheduler.NewMetrics(reg))
+	return serve(ctx, o, server.New(ext, store, synced, reg))
+}
+
+func serve(ctx context.Context, o options, h http.Handler) error {
+	srv := &http.Server{Addr: o.listen, Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	errs := make(chan error, 1)
+	go func() {
+		klog.InfoS("Serving the scheduler extender", "address", o.listen, "tls", o.certFile != "")
+		if o.certFile != "" {
+			errs <- srv.ListenAndServeTLS(o.certFile, o.keyFile)
+		} else {
+			errs <- srv.ListenAndServe()
+		}
+	}()
+	select {
+	case err := <-errs:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}

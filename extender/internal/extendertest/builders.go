@@ -1,0 +1,63 @@
+// Package extendertest builds the Kubernetes objects the extender's tests need: GPU nodes with
+// their NodeTopology from topologytest machines, and GPU pods.
+package extendertest
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/topolane/topolane/topology"
+	"github.com/topolane/topolane/topology/apis/v1alpha1"
+	"github.com/topolane/topolane/topology/placement"
+	"github.com/topolane/topolane/topology/topologytest"
+)
+
+// GPU is the GPU resource the tests count.
+const GPU corev1.ResourceName = "nvidia.com/gpu"
+
+// Node is a ready node offering gpus GPUs (and plenty of CPU and memory).
+func Node(name string, gpus int) *corev1.Node {
+	capacity := corev1.ResourceList{
+		GPU:                   *resource.NewQuantity(int64(gpus), resource.DecimalSI),
+		corev1.ResourceCPU:    resource.MustParse("128"),
+		corev1.ResourceMemory: resource.MustParse("1Ti"),
+		corev1.ResourcePods:   resource.MustParse("110"),
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name), Labels: map[string]string{"kubernetes.io/hostname": name}},
+		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity,
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}},
+	}
+}
+
+// Topology is the NodeTopology an agent on m would publish for node name.
+func Topology(name string, m topologytest.Machine, attachments ...v1alpha1.Attachment) *v1alpha1.NodeTopology {
+	n := m.Node()
+	n.Name = name
+	s, _ := placement.Summarize(n, placement.Usage{})
+	return &v1alpha1.NodeTopology{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.Group + "/" + v1alpha1.Version, Kind: v1alpha1.Kind},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Status: v1alpha1.NodeTopologyStatus{SchemaVersion: topology.SchemaVersion, Topology: *n, Attachments: attachments,
+			GPUs: len(n.GPUs), PFsFree: s.FreePFs(), VFsFree: s.FreeVFs()},
+	}
+}
+
+// Pod is a pending pod asking for gpus GPUs, with the given annotations (key, value, ...).
+func Pod(ns, name string, gpus int, annotations ...string) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + ns + "-" + name), Annotations: map[string]string{}},
+		Spec: corev1.PodSpec{SchedulerName: "topolane-scheduler", Containers: []corev1.Container{{
+			Name: "worker", Image: "nccl-tests",
+			Resources: corev1.ResourceRequirements{
+				Limits: corev1.ResourceList{GPU: *resource.NewQuantity(int64(gpus), resource.DecimalSI)},
+			},
+		}}},
+	}
+	for i := 0; i+1 < len(annotations); i += 2 {
+		p.Annotations[annotations[i]] = annotations[i+1]
+	}
+	return p
+}

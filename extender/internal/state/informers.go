@@ -1,0 +1,117 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/topolane/topolane/topology/apis/v1alpha1"
+)
+
+// Watch feeds the store from informers on Nodes, Pods and NodeTopologies until ctx ends. The
+// returned function reports whether all three have synced: before that the store may miss
+// reservations, so the extender is not ready.
+func Watch(ctx context.Context, s *Store, client kubernetes.Interface, dyn dynamic.Interface) (synced func() bool, err error) {
+	factory := informers.NewSharedInformerFactory(client, 0)
+	nodes := factory.Core().V1().Nodes().Informer()
+	pods := factory.Core().V1().Pods().Informer()
+	if err := pods.SetTransform(StripPod); err != nil {
+		return nil, fmt.Errorf("setting the pod transform: %w", err)
+	}
+	topos := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0).ForResource(v1alpha1.GroupVersionResource).Informer()
+	for _, reg := range []struct {
+		inf cache.SharedIndexInformer
+		h   cache.ResourceEventHandler
+	}{{nodes, nodeHandler(s)}, {pods, podHandler(s)}, {topos, topologyHandler(s)}} {
+		if _, err := reg.inf.AddEventHandler(reg.h); err != nil {
+			return nil, fmt.Errorf("adding an event handler: %w", err)
+		}
+	}
+	factory.Start(ctx.Done())
+	go topos.Run(ctx.Done())
+	return func() bool { return nodes.HasSynced() && pods.HasSynced() && topos.HasSynced() }, nil
+}
+
+// WaitForSync blocks until synced reports true or the timeout passes.
+func WaitForSync(ctx context.Context, synced func() bool, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return cache.WaitForCacheSync(ctx.Done(), synced)
+}
+
+// tombstone unwraps the object of a delete event that the informer missed.
+func tombstone(obj any) any {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		return t.Obj
+	}
+	return obj
+}
+
+func nodeHandler(s *Store) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { setNode(s, obj) },
+		UpdateFunc: func(_, obj any) { setNode(s, obj) },
+		DeleteFunc: func(obj any) {
+			if n, ok := tombstone(obj).(*corev1.Node); ok {
+				s.DeleteNode(n.Name)
+			}
+		},
+	}
+}
+
+func setNode(s *Store, obj any) {
+	if n, ok := obj.(*corev1.Node); ok {
+		s.SetNode(n)
+	}
+}
+
+func podHandler(s *Store) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { setPod(s, obj) },
+		UpdateFunc: func(_, obj any) { setPod(s, obj) },
+		DeleteFunc: func(obj any) {
+			if p, ok := tombstone(obj).(*corev1.Pod); ok {
+				s.DeletePod(p.UID)
+			}
+		},
+	}
+}
+
+func setPod(s *Store, obj any) {
+	if p, ok := obj.(*corev1.Pod); ok {
+		s.SetPod(p)
+	}
+}
+
+func topologyHandler(s *Store) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { setTopology(s, obj) },
+		UpdateFunc: func(_, obj any) { setTopology(s, obj) },
+		DeleteFunc: func(obj any) {
+			if u, ok := tombstone(obj).(*unstructured.Unstructured); ok {
+				s.DeleteTopology(u.GetName())
+			}
+		},
+	}
+}
+
+func setTopology(s *Store, obj any) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	nt, err := v1alpha1.FromUnstructured(u)
+	if err != nil {
+		klog.ErrorS(err, "Unusable NodeTopology; its node will reject GPU pods", "node", u.GetName())
+	}
+	s.SetTopology(u.GetName(), nt, err)
+}

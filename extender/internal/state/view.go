@@ -1,0 +1,85 @@
+package state
+
+import (
+	"sync"
+
+	"github.com/topolane/topolane/topology/placement"
+)
+
+// View is what a request may know of a node.
+type View struct {
+	Known bool // the Node object exists
+	// Summary is nil when the node has no usable topology; Problem then says why.
+	Summary *placement.Summary
+	Problem string
+}
+
+// Node returns a node's view. The summary is immutable: keep it as long as needed.
+func (s *Store) Node(name string) View {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.nodes[name]
+	if e == nil {
+		return View{}
+	}
+	v := View{Known: e.exists, Summary: e.summary, Problem: e.topoProblem}
+	if e.summaryErr != nil {
+		v.Problem = "topology and reservations disagree: " + e.summaryErr.Error()
+	}
+	return v
+}
+
+// LockNode serialises binds on one node; call the returned function to unlock.
+func (s *Store) LockNode(name string) (unlock func()) {
+	s.mu.Lock()
+	m := s.binds[name]
+	if m == nil {
+		m = &sync.Mutex{}
+		s.binds[name] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// Debug is what /debug/nodes/{node} shows.
+type Debug struct {
+	Node            string                 `json:"node"`
+	Known           bool                   `json:"known"`
+	Problem         string                 `json:"problem,omitempty"`
+	GPUs            int                    `json:"gpus"`
+	GPUsFree        int                    `json:"gpusFree"`
+	AllocatableGPUs int                    `json:"allocatableGPUs"`
+	PFsFree         int                    `json:"pfsFree"`
+	VFsFree         int                    `json:"vfsFree"`
+	Pods            []DebugPod             `json:"pods"`
+	Reserved        []placement.Allocation `json:"devicesHeld"`
+}
+
+// DebugPod is a pod counted on the node.
+type DebugPod struct {
+	Pod  string `json:"pod"`
+	GPUs int    `json:"gpus"`
+}
+
+// DebugNode describes a node; ok is false for a node the store has never heard of.
+func (s *Store) DebugNode(name string) (d Debug, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.nodes[name]
+	if e == nil {
+		return Debug{}, false
+	}
+	d = Debug{Node: name, Known: e.exists, Problem: e.topoProblem, AllocatableGPUs: e.allocatableGPUs, Pods: []DebugPod{}, Reserved: []placement.Allocation{}}
+	for _, p := range e.pods {
+		d.Pods = append(d.Pods, DebugPod{Pod: p.key, GPUs: p.gpus})
+	}
+	if e.summaryErr != nil {
+		d.Problem = e.summaryErr.Error()
+	}
+	if sum := e.summary; sum != nil {
+		d.GPUs, d.GPUsFree, d.PFsFree, d.VFsFree = sum.GPUsTotal, sum.GPUsFree, sum.FreePFs(), sum.FreeVFs()
+		d.Reserved = append(d.Reserved, e.usage().Allocations...)
+	}
+	return d, true
+}
