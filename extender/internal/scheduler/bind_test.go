@@ -53,7 +53,9 @@ func TestBindRace(t *testing.T) {
 	}
 	errs := make(chan error, 2)
 	for _, p := range []*corev1.Pod{a, b} {
-		go func() { errs <- c.ext.Bind(context.Background(), &extenderv1.ExtenderBindingArgs{PodName: p.Name, PodNamespace: "ns", PodUID: p.UID, Node: "dgx-b"}) }()
+		go func() {
+			errs <- c.ext.Bind(context.Background(), &extenderv1.ExtenderBindingArgs{PodName: p.Name, PodNamespace: "ns", PodUID: p.UID, Node: "dgx-b"})
+		}()
 	}
 	var failures []error
 	for range 2 {

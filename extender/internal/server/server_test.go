@@ -1,0 +1,163 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes/fake"
+	extenderv1 "k8s.io/kube-scheduler/extender/v1"
+
+	"github.com/topolane/topolane/extender/internal/extendertest"
+	"github.com/topolane/topolane/extender/internal/scheduler"
+	"github.com/topolane/topolane/extender/internal/server"
+	"github.com/topolane/topolane/extender/internal/state"
+	"github.com/topolane/topolane/topology/placement"
+	"github.com/topolane/topolane/topology/topologytest"
+)
+
+func newServer(t testing.TB, ready bool) (*httptest.Server, *state.Store) {
+	store := state.New(state.DefaultGPUResources)
+	for _, name := range []string{"dgx-a", "dgx-b"} {
+		store.SetNode(extendertest.Node(name, 8))
+		store.SetTopology(name, extendertest.Topology(name, topologytest.DGXH100()), nil)
+	}
+	ext := scheduler.New(store, fake.NewClientset(), scheduler.Config{Weights: placement.DefaultWeights, NoPF: scheduler.NoPFReject}, nil)
+	srv := httptest.NewServer(server.New(ext, store, func() bool { return ready }, prometheus.NewRegistry()))
+	t.Cleanup(srv.Close)
+	return srv, store
+}
+
+func post(t testing.TB, url, contentType string, body []byte) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, contentType, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func args(t testing.TB, gpus int, nodes ...string) []byte {
+	b, err := json.Marshal(extenderv1.ExtenderArgs{Pod: extendertest.Pod("ns", "p", gpus), NodeNames: &nodes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestFilterAndPrioritizeOverHTTP(t *testing.T) {
+	srv, _ := newServer(t, true)
+	code, body := post(t, srv.URL+"/filter", "application/json", args(t, 8, "dgx-a", "dgx-b"))
+	var res extenderv1.ExtenderFilterResult
+	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil || len(*res.NodeNames) != 2 {
+		t.Fatalf("filter: %d %s", code, body)
+	}
+	code, body = post(t, srv.URL+"/prioritize", "application/json; charset=utf-8", args(t, 8, "dgx-a"))
+	var list extenderv1.HostPriorityList
+	if err := json.Unmarshal([]byte(body), &list); code != 200 || err != nil || len(list) != 1 || list[0].Score != 10 {
+		t.Fatalf("prioritize: %d %s", code, body)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	srv, store := newServer(t, true)
+	before, _ := store.DebugNode("dgx-a")
+	huge := append([]byte(`{"Pod":{"metadata":{"name":"`), bytes.Repeat([]byte("x"), server.MaxBodyBytes)...)
+	for _, tt := range []struct {
+		name, method, path, contentType string
+		body                            []byte
+		code                            int
+		want                            string
+	}{
+		{"wrong method", http.MethodGet, "/filter", "", nil, 405, "GET is not allowed on /filter"},
+		{"wrong content type", http.MethodPost, "/filter", "text/plain", args(t, 1, "dgx-a"), 415, "send application/json"},
+		{"no content type", http.MethodPost, "/bind", "", []byte(`{}`), 415, "send application/json"},
+		{"malformed JSON", http.MethodPost, "/filter", "application/json", []byte(`{"Pod": [`), 400, "malformed JSON"},
+		{"body over the limit", http.MethodPost, "/filter", "application/json", huge, 413, "nodeCacheCapable"},
+		{"unknown node", http.MethodPost, "/filter", "application/json", args(t, 1, "ghost"), 400, `node \"ghost\" is unknown`},
+		{"unknown node, prioritize", http.MethodPost, "/prioritize", "application/json", args(t, 1, "ghost"), 400, `node \"ghost\" is unknown`},
+		{"no pod", http.MethodPost, "/prioritize", "application/json", []byte(`{"NodeNames": ["dgx-a"]}`), 400, "carry no pod"},
+		{"bind without a node", http.MethodPost, "/bind", "application/json", []byte(`{"PodName": "p", "PodNamespace": "ns"}`), 400, "need PodName, PodNamespace and Node"},
+		{"bind of an unknown pod", http.MethodPost, "/bind", "application/json", []byte(`{"PodName": "p", "PodNamespace": "ns", "Node": "dgx-a"}`), 404, "does not exist"},
+		{"unknown path", http.MethodGet, "/nope", "", nil, 404, ""},
+	} {
+		req, _ := http.NewRequest(tt.method, srv.URL+tt.path, bytes.NewReader(tt.body))
+		if tt.contentType != "" {
+			req.Header.Set("Content-Type", tt.contentType)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.code || !strings.Contains(string(b), tt.want) {
+			t.Errorf("%s: %d %s; want %d and %q", tt.name, resp.StatusCode, b, tt.code, tt.want)
+		}
+	}
+	if after, _ := store.DebugNode("dgx-a"); after.GPUsFree != before.GPUsFree || after.PFsFree != before.PFsFree {
+		t.Error("bad requests changed the state")
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestHealthReadinessMetricsDebug(t *testing.T) {
+	srv, _ := newServer(t, false)
+	if code, _ := get(t, srv.URL+"/healthz"); code != 200 {
+		t.Errorf("healthz %d", code)
+	}
+	if code, body := get(t, srv.URL+"/readyz"); code != 503 || !strings.Contains(body, "have not synced") {
+		t.Errorf("readyz before sync: %d %s", code, body)
+	}
+	post(t, srv.URL+"/filter", "application/json", args(t, 8, "dgx-a"))
+	if code, body := get(t, srv.URL+"/metrics"); code != 200 || !strings.Contains(body, `topolane_extender_request_duration_seconds_count{verb="filter"} 1`) {
+		t.Errorf("metrics: %d\n%s", code, body)
+	}
+	if code, body := get(t, srv.URL+"/debug/nodes/dgx-a"); code != 200 || !strings.Contains(body, `"pfsFree":8`) {
+		t.Errorf("debug: %d %s", code, body)
+	}
+	if code, body := get(t, srv.URL+"/debug/nodes/ghost"); code != 404 || !strings.Contains(body, "knows nothing of node ghost") {
+		t.Errorf("debug of an unknown node: %d %s", code, body)
+	}
+	ready, _ := newServer(t, true)
+	if code, _ := get(t, ready.URL+"/readyz"); code != 200 {
+		t.Errorf("readyz after sync: %d", code)
+	}
+}
+
+// FuzzHandlers sends arbitrary bodies to every verb: the answer is always a status and JSON,
+// never a panic, and a 5xx never.
+func FuzzHandlers(f *testing.F) {
+	f.Add("/filter", string(args(f, 8, "dgx-a")))
+	f.Add("/prioritize", `{"Pod":{"spec":{"containers":[{"resources":{"limits":{"nvidia.com/gpu":"-3"}}}]}},"NodeNames":["dgx-a"]}`)
+	f.Add("/bind", `{"PodName":"p","PodNamespace":"ns","Node":"dgx-a","PodUID":"x"}`)
+	f.Add("/filter", `{"Pod":{"metadata":{"annotations":{"topolane.io/nic":"pf"}}},"Nodes":{"items":[{"metadata":{"name":"dgx-b"}}]}}`)
+	f.Add("/filter", `null`)
+	srv, _ := newServer(f, true)
+	f.Fuzz(func(t *testing.T, path, body string) {
+		if path != "/filter" && path != "/prioritize" && path != "/bind" {
+			return
+		}
+		code, resp := post(t, srv.URL+path, "application/json", []byte(body))
+		if code >= 500 || !json.Valid([]byte(resp)) {
+			t.Errorf("%s %q: %d %s", path, body, code, resp)
+		}
+	})
+}
