@@ -202,3 +202,30 @@ func allocation(t *testing.T, c *cluster, pod *corev1.Pod) v1alpha1.Allocation {
 	}
 	return a
 }
+
+func TestPrioritize(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	first := c.add(extendertest.Pod("ns", "small-1", 2))
+	if err := c.bind(first, "dgx-a"); err != nil {
+		t.Fatal(err)
+	}
+	nodes := []string{"dgx-a", "dgx-b", "pcie-a", "bare"}
+	list, err := c.ext.Prioritize(&extenderv1.ExtenderArgs{Pod: extendertest.Pod("ns", "small-2", 2), NodeNames: &nodes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	score := map[string]int64{}
+	for _, h := range *list {
+		score[h.Host] = h.Score
+	}
+	// dgx-a already shares NIC0's VFs and has 6 GPUs free: better than breaking a whole PF on dgx-b.
+	if !(score["dgx-a"] > score["dgx-b"]) || score["bare"] != 0 {
+		t.Errorf("scores %v: want dgx-a above dgx-b, bare 0", score)
+	}
+	list, _ = c.ext.Prioritize(&extenderv1.ExtenderArgs{Pod: extendertest.Pod("ns", "web", 0), NodeNames: &nodes})
+	for _, h := range *list {
+		if h.Score != 0 {
+			t.Errorf("a pod without GPUs should score 0 everywhere: %+v", *list)
+		}
+	}
+}
