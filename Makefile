@@ -13,22 +13,30 @@ STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 BIN := $(CURDIR)/bin
 FIXTURES := nodeagent/testdata/sysfs
 
-.PHONY: help build test unit lint bench fuzz demo fixtures clean
+.PHONY: help build test unit e2e lint bench fuzz demo fixtures clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build the binaries into bin/
-	go build -o $(BIN)/ ./nodeagent/cmd/...
+	go build -o $(BIN)/ ./nodeagent/cmd/... ./extender/cmd/...
 
-test: lint unit ## everything CI runs: lint, then every test (race detector on)
+# The real kube-scheduler and API server tests live in their own module (k8s.io/kubernetes is
+# heavy); a cold build of it takes ~6 minutes on 2 cores.
+E2E := extender/e2e
 
-unit: ## the tests alone
+test: lint unit e2e ## everything CI runs: lint, then every test (race detector on)
+
+unit: ## the tests of the main module
 	go test -race -count=1 ./...
+
+e2e: ## the extender under the real kube-scheduler (and a real API server)
+	cd $(E2E) && go test -count=1 -timeout 15m ./...
 
 lint: $(STATICCHECK) ## go vet and staticcheck (pinned, installed into .tools/)
 	go vet ./...
 	$(STATICCHECK) ./...
+	cd $(E2E) && go vet ./...
 
 $(STATICCHECK):
 	mkdir -p $(TOOLS)

@@ -39,9 +39,9 @@ type Config struct {
 
 // Errors the HTTP layer maps to status codes.
 var (
-	ErrBadRequest = errors.New("bad request") // 400
-	ErrNotFound   = errors.New("not found")   // 404
-	ErrConflict   = errors.New("conflict")    // 409: the node can no longer take the pod
+	ErrBadRequest = errors.New("topolane: bad request") // 400
+	ErrNotFound   = errors.New("topolane: not found")   // 404
+	ErrConflict   = errors.New("topolane")              // 409: the node can no longer take the pod
 )
 
 // Extender answers the verbs.

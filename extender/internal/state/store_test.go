@@ -30,7 +30,7 @@ func TestPodsCountWhereTheyAre(t *testing.T) {
 	s.SetPod(bound(extendertest.Pod("ns", "a", 2), "dgx"))
 	alloc := v1alpha1.Allocation{Node: "dgx", Kind: placement.KindPF, NIC: "0000:42:00.0", Device: "0000:42:00.0"}
 	s.SetPod(extendertest.Pod("ns", "reserved", 1, v1alpha1.AnnotationAllocation, alloc.String())) // reserved, not yet bound
-	s.SetPod(extendertest.Pod("ns", "pending", 4))                                                  // placed nowhere yet
+	s.SetPod(extendertest.Pod("ns", "pending", 4))                                                 // placed nowhere yet
 	d, _ := s.DebugNode("dgx")
 	if d.GPUsFree != 5 || d.PFsFree != 7 || len(d.Pods) != 2 {
 		t.Errorf("free GPUs %d, PFs %d, pods %d; want 5, 7, 2", d.GPUsFree, d.PFsFree, len(d.Pods))

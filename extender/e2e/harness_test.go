@@ -1,0 +1,240 @@
+// Package e2e runs topolane's extender over HTTP under the real kube-scheduler
+// (k8s.io/kubernetes/pkg/scheduler, in-process) configured by extender/examples/scheduler-config.yaml.
+// The cluster is client-go's fake clientset; the extender watches it through real informers.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/kubernetes/pkg/scheduler"
+	schedulerapi "k8s.io/kubernetes/pkg/scheduler/apis/config"
+	"k8s.io/kubernetes/pkg/scheduler/apis/config/scheme"
+	"k8s.io/kubernetes/pkg/scheduler/profile"
+
+	"github.com/topolane/topolane/extender/internal/extendertest"
+	extscheduler "github.com/topolane/topolane/extender/internal/scheduler"
+	"github.com/topolane/topolane/extender/internal/server"
+	"github.com/topolane/topolane/extender/internal/state"
+	"github.com/topolane/topolane/topology/apis/v1alpha1"
+)
+
+const ns = "training"
+
+type harness struct {
+	t      *testing.T
+	ctx    context.Context
+	client *fake.Clientset
+	dyn    *dynamicfake.FakeDynamicClient
+	srv    *httptest.Server
+
+	mu        sync.Mutex
+	extender  http.Handler // the running extender; nil while it is down
+	stopExt   context.CancelFunc
+	extConfig extscheduler.Config
+}
+
+func newHarness(t *testing.T, cfg extscheduler.Config) *harness {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h := &harness{t: t, ctx: ctx, client: fake.NewClientset(), extConfig: cfg,
+		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+			map[schema.GroupVersionResource]string{v1alpha1.GroupVersionResource: v1alpha1.Kind + "List"})}
+	h.client.PrependReactor("create", "pods", h.bindReactor)
+	h.srv = httptest.NewServer(http.HandlerFunc(h.serve))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+// serve hands requests to the running extender; while it is restarting it is unavailable.
+func (h *harness) serve(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	ext := h.extender
+	h.mu.Unlock()
+	if ext == nil {
+		http.Error(w, "extender restarting", http.StatusServiceUnavailable)
+		return
+	}
+	ext.ServeHTTP(w, r)
+}
+
+// bindReactor gives the fake what the API server does on pods/binding: spec.nodeName. The fake's
+// lock is held while reactors run, so it goes through the tracker.
+func (h *harness) bindReactor(action k8stesting.Action) (bool, runtime.Object, error) {
+	if action.GetSubresource() != "binding" {
+		return false, nil, nil
+	}
+	b := action.(k8stesting.CreateAction).GetObject().(*corev1.Binding)
+	gvr := corev1.SchemeGroupVersion.WithResource("pods")
+	obj, err := h.client.Tracker().Get(gvr, b.Namespace, b.Name)
+	if err != nil {
+		return true, nil, err
+	}
+	pod := obj.(*corev1.Pod).DeepCopy()
+	if pod.Spec.NodeName != "" {
+		return true, nil, fmt.Errorf("pod %s/%s is already bound to %s", pod.Namespace, pod.Name, pod.Spec.NodeName)
+	}
+	pod.Spec.NodeName = b.Target.Name
+	return true, b, h.client.Tracker().Update(gvr, pod, b.Namespace)
+}
+
+// startExtender starts a fresh extender: an empty store rebuilt from the cluster by informers.
+func (h *harness) startExtender() {
+	ctx, cancel := context.WithCancel(h.ctx)
+	store := state.New(state.DefaultGPUResources)
+	synced, err := state.Watch(ctx, store, h.client, h.dyn)
+	if err != nil || !state.WaitForSync(ctx, synced, 10*time.Second) {
+		h.t.Fatalf("extender informers did not sync: %v", err)
+	}
+	reg := prometheus.NewRegistry()
+	ext := extscheduler.New(store, h.client, h.extConfig, extscheduler.NewMetrics(reg))
+	h.mu.Lock()
+	h.extender, h.stopExt = server.New(ext, store, synced, reg), cancel
+	h.mu.Unlock()
+}
+
+func (h *harness) stopExtender() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.extender = nil
+	if h.stopExt != nil {
+		h.stopExt()
+	}
+}
+
+// startScheduler runs a real kube-scheduler with the shipped example configuration, pointed at
+// the harness's extender, under the given profile name.
+func (h *harness) startScheduler(schedulerName string) {
+	cfg := exampleConfig(h.t)
+	cfg.Extenders[0].URLPrefix = h.srv.URL
+	cfg.Profiles[0].SchedulerName = schedulerName
+	factory := scheduler.NewInformerFactory(h.client, 0, nil)
+	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: h.client.EventsV1()})
+	sched, err := scheduler.New(h.ctx, h.client, factory, nil, profile.NewRecorderFactory(broadcaster),
+		scheduler.WithProfiles(cfg.Profiles...), scheduler.WithExtenders(cfg.Extenders...),
+		scheduler.WithPercentageOfNodesToScore(cfg.PercentageOfNodesToScore),
+		scheduler.WithPodInitialBackoffSeconds(1), scheduler.WithPodMaxBackoffSeconds(1))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	broadcaster.StartRecordingToSink(h.ctx.Done())
+	factory.Start(h.ctx.Done())
+	factory.WaitForCacheSync(h.ctx.Done())
+	go sched.Run(h.ctx)
+}
+
+func exampleConfig(t *testing.T) *schedulerapi.KubeSchedulerConfiguration {
+	data, err := os.ReadFile("../examples/scheduler-config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, _, err := scheme.Codecs.UniversalDecoder().Decode(data, nil, nil)
+	if err != nil {
+		t.Fatalf("extender/examples/scheduler-config.yaml does not decode: %v", err)
+	}
+	return obj.(*schedulerapi.KubeSchedulerConfiguration)
+}
+
+// addNode creates a GPU node's NodeTopology, then the Node. The order matters: the scheduler
+// retries a rejected pod on Node events, not on NodeTopology ones, so a NodeTopology that
+// arrives after the last Node event leaves the pod waiting for the scheduler's periodic flush.
+func (h *harness) addNode(nt *v1alpha1.NodeTopology) {
+	h.t.Helper()
+	u, err := v1alpha1.ToUnstructured(nt)
+	if err == nil {
+		_, err = h.dyn.Resource(v1alpha1.GroupVersionResource).Create(h.ctx, u, metav1.CreateOptions{})
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the extender's informer see it first
+	node := extendertest.Node(nt.Name, nt.Status.GPUs)
+	if _, err := h.client.CoreV1().Nodes().Create(h.ctx, node, metav1.CreateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) createPod(name string, gpus int, schedulerName string, annotations ...string) *corev1.Pod {
+	h.t.Helper()
+	pod := extendertest.Pod(ns, name, gpus, annotations...)
+	pod.Spec.SchedulerName = schedulerName
+	created, err := h.client.CoreV1().Pods(ns).Create(h.ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return created
+}
+
+func (h *harness) deletePod(name string) {
+	if err := h.client.CoreV1().Pods(ns).Delete(h.ctx, name, metav1.DeleteOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// waitBound waits for the pod to be bound and returns its node and allocation.
+func (h *harness) waitBound(name string, timeout time.Duration) (string, v1alpha1.Allocation) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		pod, err := h.client.CoreV1().Pods(ns).Get(h.ctx, name, metav1.GetOptions{})
+		if err == nil && pod.Spec.NodeName != "" {
+			a, _ := v1alpha1.ParseAllocation(pod.Annotations[v1alpha1.AnnotationAllocation])
+			return pod.Spec.NodeName, a
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.t.Fatalf("pod %s was not bound within %v; events:\n%s", name, timeout, h.events(name))
+	return "", v1alpha1.Allocation{}
+}
+
+// staysPending checks the pod is still unbound after a while and returns its events.
+func (h *harness) staysPending(name string, d time.Duration) string {
+	h.t.Helper()
+	time.Sleep(d)
+	pod, err := h.client.CoreV1().Pods(ns).Get(h.ctx, name, metav1.GetOptions{})
+	if err != nil || pod.Spec.NodeName != "" {
+		h.t.Fatalf("pod %s should be pending, is on %q (%v)", name, pod.Spec.NodeName, err)
+	}
+	return h.events(name)
+}
+
+func (h *harness) events(name string) string {
+	list, _ := h.client.EventsV1().Events(ns).List(h.ctx, metav1.ListOptions{})
+	out := ""
+	for _, e := range list.Items {
+		if e.Regarding.Name == name {
+			out += e.Reason + ": " + e.Note + "\n"
+		}
+	}
+	return out
+}
+
+// allocations returns every bound pod's allocation, by pod name.
+func (h *harness) allocations() map[string]v1alpha1.Allocation {
+	pods, err := h.client.CoreV1().Pods(ns).List(h.ctx, metav1.ListOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string]v1alpha1.Allocation{}
+	for _, p := range pods.Items {
+		if a, err := v1alpha1.ParseAllocation(p.Annotations[v1alpha1.AnnotationAllocation]); err == nil && p.Spec.NodeName != "" {
+			out[p.Name] = a
+		}
+	}
+	return out
+}
