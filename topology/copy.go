@@ -17,15 +17,7 @@ func (n *Node) DeepCopy() *Node {
 	for i := range c.NICs {
 		c.NICs[i] = n.NICs[i].deepCopy()
 	}
-	if n.Levels != nil {
-		c.Levels = make(Levels, len(n.Levels))
-		for a, row := range n.Levels {
-			c.Levels[a] = make(map[string]Level, len(row))
-			for b, l := range row {
-				c.Levels[a][b] = l
-			}
-		}
-	}
+	c.Levels = n.Levels.clone()
 	return &c
 }
 

@@ -19,7 +19,7 @@ const (
 	NODE    Level = 40 // across host bridges within one NUMA node
 	SYS     Level = 50 // across NUMA nodes
 	// Self is a device with itself ("X").
-	Self Level = -1 << 20
+	Self Level = -1 << 10
 )
 
 // NV is an NVLink connection with the given number of links (NV18 on a DGX H100).

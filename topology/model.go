@@ -16,9 +16,9 @@ type Node struct {
 	GPUs      []GPU `json:"gpus"`
 	// NICs are physical network functions: SR-IOV PFs and plain NICs. VFs hang below their PF.
 	NICs []NIC `json:"nics"`
-	// Levels holds the connection of every pair of GPUs, NICs and VFs, keyed both ways by PCI
-	// address. Fill it with Connect.
-	Levels Levels `json:"levels,omitempty"`
+	// Levels holds the connection of every pair of GPUs, NICs and VFs, by PCI address. Fill it
+	// with Connect.
+	Levels Levels `json:"levels,omitzero"`
 }
 
 // PCIePath is where a PCI function sits: the host bridge ("pci0000:17") followed by every PCI
@@ -102,22 +102,6 @@ func (n *Node) Level(a, b string) Level { return n.Levels.Get(a, b) }
 // singleNUMA reports whether the node has at most one NUMA node, so that a device whose
 // platform did not say its NUMA node is still known to share it with every other device.
 func (n *Node) singleNUMA() bool { return len(n.NUMANodes) <= 1 }
-
-// Levels maps a pair of PCI addresses to their connection, stored in both directions.
-type Levels map[string]map[string]Level
-
-// Get returns the level of a pair, or Unknown.
-func (l Levels) Get(a, b string) Level { return l[a][b] }
-
-// Set records the level of a pair in both directions.
-func (l Levels) Set(a, b string, v Level) {
-	for _, p := range [][2]string{{a, b}, {b, a}} {
-		if l[p[0]] == nil {
-			l[p[0]] = map[string]Level{}
-		}
-		l[p[0]][p[1]] = v
-	}
-}
 
 // Sort puts GPUs and NICs in PCI address order and renumbers the GPUs to match.
 func (n *Node) Sort() {

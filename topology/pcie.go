@@ -5,7 +5,10 @@ package topology
 // driver's own view) overwrite those entries afterwards.
 func Connect(n *Node) {
 	eps := n.endpoints()
-	n.Levels = make(Levels, len(eps))
+	n.Levels = Levels{index: make(map[string]int, len(eps)), cells: make([]int16, len(eps)*len(eps))}
+	for i, a := range eps {
+		n.Levels.index[a.addr] = i
+	}
 	for i, a := range eps {
 		n.Levels.Set(a.addr, a.addr, Self)
 		for _, b := range eps[i+1:] {

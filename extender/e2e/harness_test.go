@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -21,12 +20,8 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
-	"k8s.io/client-go/tools/events"
-	"k8s.io/kubernetes/pkg/scheduler"
-	schedulerapi "k8s.io/kubernetes/pkg/scheduler/apis/config"
-	"k8s.io/kubernetes/pkg/scheduler/apis/config/scheme"
-	"k8s.io/kubernetes/pkg/scheduler/profile"
 
+	"github.com/topolane/topolane/extender/e2e/kubesched"
 	"github.com/topolane/topolane/extender/internal/extendertest"
 	extscheduler "github.com/topolane/topolane/extender/internal/scheduler"
 	"github.com/topolane/topolane/extender/internal/server"
@@ -120,34 +115,9 @@ func (h *harness) stopExtender() {
 // startScheduler runs a real kube-scheduler with the shipped example configuration, pointed at
 // the harness's extender, under the given profile name.
 func (h *harness) startScheduler(schedulerName string) {
-	cfg := exampleConfig(h.t)
-	cfg.Extenders[0].URLPrefix = h.srv.URL
-	cfg.Profiles[0].SchedulerName = schedulerName
-	factory := scheduler.NewInformerFactory(h.client, 0, nil)
-	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: h.client.EventsV1()})
-	sched, err := scheduler.New(h.ctx, h.client, factory, nil, profile.NewRecorderFactory(broadcaster),
-		scheduler.WithProfiles(cfg.Profiles...), scheduler.WithExtenders(cfg.Extenders...),
-		scheduler.WithPercentageOfNodesToScore(cfg.PercentageOfNodesToScore),
-		scheduler.WithPodInitialBackoffSeconds(1), scheduler.WithPodMaxBackoffSeconds(1))
-	if err != nil {
+	if err := kubesched.Start(h.ctx, h.client, h.srv.URL, schedulerName); err != nil {
 		h.t.Fatal(err)
 	}
-	broadcaster.StartRecordingToSink(h.ctx.Done())
-	factory.Start(h.ctx.Done())
-	factory.WaitForCacheSync(h.ctx.Done())
-	go sched.Run(h.ctx)
-}
-
-func exampleConfig(t *testing.T) *schedulerapi.KubeSchedulerConfiguration {
-	data, err := os.ReadFile("../examples/scheduler-config.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, _, err := scheme.Codecs.UniversalDecoder().Decode(data, nil, nil)
-	if err != nil {
-		t.Fatalf("extender/examples/scheduler-config.yaml does not decode: %v", err)
-	}
-	return obj.(*schedulerapi.KubeSchedulerConfiguration)
 }
 
 // addNode creates a GPU node's NodeTopology, then the Node. The order matters: the scheduler

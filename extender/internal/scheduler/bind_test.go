@@ -15,7 +15,6 @@ import (
 
 	"github.com/topolane/topolane/extender/internal/extendertest"
 	"github.com/topolane/topolane/extender/internal/scheduler"
-	"github.com/topolane/topolane/extender/internal/state"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 	"github.com/topolane/topolane/topology/placement"
 )
@@ -160,8 +159,7 @@ func TestRestartRebuildsTheLedger(t *testing.T) {
 	restarted := newCluster(t, scheduler.Config{})
 	pods, _ := c.client.CoreV1().Pods("ns").List(context.Background(), metav1.ListOptions{})
 	for i := range pods.Items {
-		stripped, _ := state.StripPod(&pods.Items[i])
-		restarted.store.SetPod(stripped.(*corev1.Pod))
+		restarted.store.SetPod(&pods.Items[i])
 	}
 	after, _ := restarted.store.DebugNode("dgx-a")
 	if before.GPUsFree != 1 || after.GPUsFree != before.GPUsFree || after.VFsFree != before.VFsFree || len(after.Reserved) != 7 {

@@ -24,7 +24,7 @@ func Watch(ctx context.Context, s *Store, client kubernetes.Interface, dyn dynam
 	factory := informers.NewSharedInformerFactory(client, 0)
 	nodes := factory.Core().V1().Nodes().Informer()
 	pods := factory.Core().V1().Pods().Informer()
-	if err := pods.SetTransform(StripPod); err != nil {
+	if err := pods.SetTransform(s.TransformPod); err != nil {
 		return nil, fmt.Errorf("setting the pod transform: %w", err)
 	}
 	topos := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0).ForResource(v1alpha1.GroupVersionResource).Informer()
@@ -79,7 +79,7 @@ func podHandler(s *Store) cache.ResourceEventHandler {
 		AddFunc:    func(obj any) { setPod(s, obj) },
 		UpdateFunc: func(_, obj any) { setPod(s, obj) },
 		DeleteFunc: func(obj any) {
-			if p, ok := tombstone(obj).(*corev1.Pod); ok {
+			if p, ok := tombstone(obj).(*PodInfo); ok {
 				s.DeletePod(p.UID)
 			}
 		},
@@ -87,8 +87,8 @@ func podHandler(s *Store) cache.ResourceEventHandler {
 }
 
 func setPod(s *Store, obj any) {
-	if p, ok := obj.(*corev1.Pod); ok {
-		s.SetPod(p)
+	if p, ok := obj.(*PodInfo); ok {
+		s.SetPodInfo(p)
 	}
 }
 

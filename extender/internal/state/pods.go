@@ -2,6 +2,8 @@ package state
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/klog/v2"
 
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
@@ -43,55 +45,62 @@ type podUse struct {
 	alloc *placement.Allocation
 }
 
+// PodInfo is the little of a pod the store reads. The pod informer caches these instead of
+// Pods (see TransformPod), so that 40,000 cached pods stay small.
+type PodInfo struct {
+	metav1.TypeMeta
+	// ObjectMeta keeps the name, namespace, UID, resource version and the allocation annotation.
+	metav1.ObjectMeta
+	NodeName string
+	GPUs     int
+	Finished bool // Succeeded or Failed: it holds nothing
+}
+
+// DeepCopyObject implements runtime.Object.
+func (p *PodInfo) DeepCopyObject() runtime.Object {
+	c := *p
+	p.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
+	return &c
+}
+
+// NewPodInfo keeps what the store needs of a pod.
+func NewPodInfo(pod *corev1.Pod, gpuResources []corev1.ResourceName) *PodInfo {
+	info := &PodInfo{NodeName: pod.Spec.NodeName, GPUs: PodGPUs(pod, gpuResources),
+		Finished: pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed}
+	info.Name, info.Namespace, info.UID, info.ResourceVersion = pod.Name, pod.Namespace, pod.UID, pod.ResourceVersion
+	if a, ok := pod.Annotations[v1alpha1.AnnotationAllocation]; ok {
+		info.Annotations = map[string]string{v1alpha1.AnnotationAllocation: a}
+	}
+	return info
+}
+
+// TransformPod is the pod informer's transform: Pods in, PodInfos out.
+func (s *Store) TransformPod(obj any) (any, error) {
+	if pod, ok := obj.(*corev1.Pod); ok {
+		return NewPodInfo(pod, s.gpuResources), nil
+	}
+	return obj, nil
+}
+
 // placedOn returns the node a pod counts on, if any: where it is bound, or, before binding,
 // where the extender reserved a device for it. Finished pods hold nothing.
-func placedOn(pod *corev1.Pod) (node string, alloc *v1alpha1.Allocation) {
-	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+func placedOn(pod *PodInfo) (node string, alloc *v1alpha1.Allocation) {
+	if pod.Finished {
 		return "", nil
 	}
 	if s, ok := pod.Annotations[v1alpha1.AnnotationAllocation]; ok {
 		a, err := v1alpha1.ParseAllocation(s)
 		if err != nil {
 			klog.InfoS("Ignoring a pod's allocation annotation", "pod", klog.KObj(pod), "err", err)
-		} else if pod.Spec.NodeName == "" || pod.Spec.NodeName == a.Node {
+		} else if pod.NodeName == "" || pod.NodeName == a.Node {
 			alloc = &a
 		}
 	}
 	switch {
-	case pod.Spec.NodeName != "":
-		return pod.Spec.NodeName, alloc
+	case pod.NodeName != "":
+		return pod.NodeName, alloc
 	case alloc != nil:
 		return alloc.Node, alloc
 	}
 	return "", nil
-}
-
-// StripPod keeps what the store reads of a pod, so that 40,000 cached pods stay small. Use it
-// as the pod informer's transform.
-func StripPod(obj any) (any, error) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return obj, nil
-	}
-	stripped := &corev1.Pod{}
-	stripped.Name, stripped.Namespace, stripped.UID = pod.Name, pod.Namespace, pod.UID
-	stripped.ResourceVersion = pod.ResourceVersion
-	if a, ok := pod.Annotations[v1alpha1.AnnotationAllocation]; ok {
-		stripped.Annotations = map[string]string{v1alpha1.AnnotationAllocation: a}
-	}
-	stripped.Spec.NodeName = pod.Spec.NodeName
-	stripped.Spec.Containers = stripContainers(pod.Spec.Containers)
-	stripped.Spec.InitContainers = stripContainers(pod.Spec.InitContainers)
-	stripped.Status.Phase = pod.Status.Phase
-	return stripped, nil
-}
-
-func stripContainers(cs []corev1.Container) []corev1.Container {
-	out := make([]corev1.Container, 0, len(cs))
-	for _, c := range cs {
-		if len(c.Resources.Limits) > 0 || len(c.Resources.Requests) > 0 {
-			out = append(out, corev1.Container{Resources: c.Resources})
-		}
-	}
-	return out
 }

@@ -106,7 +106,10 @@ func (s *Store) DeleteTopology(name string) {
 }
 
 // SetPod counts a pod where it is placed (bound, or reserved at bind), and nowhere else.
-func (s *Store) SetPod(pod *corev1.Pod) {
+func (s *Store) SetPod(pod *corev1.Pod) { s.SetPodInfo(NewPodInfo(pod, s.gpuResources)) }
+
+// SetPodInfo is SetPod for what the pod informer caches.
+func (s *Store) SetPodInfo(pod *PodInfo) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.forget(pod.UID)
@@ -114,7 +117,7 @@ func (s *Store) SetPod(pod *corev1.Pod) {
 	if nodeName == "" {
 		return
 	}
-	use := podUse{key: pod.Namespace + "/" + pod.Name, gpus: PodGPUs(pod, s.gpuResources)}
+	use := podUse{key: pod.Namespace + "/" + pod.Name, gpus: pod.GPUs}
 	if alloc != nil {
 		pa := placement.Allocation{Pod: use.key, Kind: alloc.Kind, NIC: alloc.NIC, Device: alloc.Device}
 		use.alloc = &pa

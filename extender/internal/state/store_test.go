@@ -85,15 +85,19 @@ func TestTopologyProblems(t *testing.T) {
 	}
 }
 
-func TestStripPodKeepsWhatCounts(t *testing.T) {
+func TestPodInfoKeepsWhatCounts(t *testing.T) {
 	alloc := v1alpha1.Allocation{Node: "dgx", Kind: placement.KindVF, NIC: "0000:1a:00.0", Device: "0000:1a:00.2"}
 	pod := bound(extendertest.Pod("ns", "a", 3, v1alpha1.AnnotationAllocation, alloc.String(), "other", "x"), "dgx")
 	pod.Spec.InitContainers = []corev1.Container{{Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{extendertest.GPU: resource.MustParse("5")}}}}
 	pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "sidecar", Image: "busybox"})
-	out, _ := state.StripPod(pod)
-	s := out.(*corev1.Pod)
-	if state.PodGPUs(s, state.DefaultGPUResources) != 5 || s.Spec.NodeName != "dgx" || s.UID != pod.UID ||
-		s.Annotations[v1alpha1.AnnotationAllocation] != alloc.String() || len(s.Annotations) != 1 || len(s.Spec.Containers) != 1 {
-		t.Errorf("stripped pod lost or kept the wrong things: %+v", s)
+	pod.Status.Phase = corev1.PodRunning
+	out, _ := state.New(state.DefaultGPUResources).TransformPod(pod)
+	info := out.(*state.PodInfo)
+	if info.GPUs != 5 || info.NodeName != "dgx" || info.UID != pod.UID || info.Finished ||
+		info.Annotations[v1alpha1.AnnotationAllocation] != alloc.String() || len(info.Annotations) != 1 {
+		t.Errorf("pod info lost or kept the wrong things: %+v", info)
+	}
+	if c := info.DeepCopyObject().(*state.PodInfo); c.Annotations[v1alpha1.AnnotationAllocation] != alloc.String() {
+		t.Error("deep copy lost the annotation")
 	}
 }

@@ -63,11 +63,7 @@ func Discover(opts Options) (*Result, error) {
 	}
 	r.Node.Sort()
 	topology.Connect(r.Node)
-	for a, row := range gpuLevels {
-		for b, l := range row {
-			r.Node.Levels.Set(a, b, l)
-		}
-	}
+	r.Node.Levels.Overlay(gpuLevels)
 	return r, nil
 }
 
@@ -77,11 +73,11 @@ func mergeNVML(r *Result, lib gpu.Library) topology.Levels {
 	inv, err := gpu.Discover(lib)
 	if errors.Is(err, gpu.ErrNoDriver) {
 		r.note("%v: GPUs are taken from PCI, without UUIDs or NVLink", err)
-		return nil
+		return topology.Levels{}
 	}
 	if err != nil {
 		r.warn("%v: GPUs are taken from PCI, without UUIDs or NVLink", err)
-		return nil
+		return topology.Levels{}
 	}
 	seen := map[string]bool{}
 	for _, g := range inv.GPUs {

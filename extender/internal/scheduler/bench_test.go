@@ -1,0 +1,132 @@
+package scheduler_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes/fake"
+	extenderv1 "k8s.io/kube-scheduler/extender/v1"
+
+	"github.com/topolane/topolane/extender/internal/extendertest"
+	"github.com/topolane/topolane/extender/internal/scheduler"
+	"github.com/topolane/topolane/extender/internal/server"
+	"github.com/topolane/topolane/extender/internal/state"
+	"github.com/topolane/topolane/topology/apis/v1alpha1"
+	"github.com/topolane/topolane/topology/placement"
+	"github.com/topolane/topolane/topology/topologytest"
+)
+
+const benchNodes, benchPods = 5000, 40000
+
+// bigCluster is 5,000 nodes, four DGX H100s to one PCIe server, with pods bound across them:
+// every node runs pods of 1 or 2 GPUs holding VFs or macvlans, so summaries are not trivial.
+func bigCluster(b *testing.B, pods int) (*state.Store, []string, []*state.PodInfo) {
+	b.Helper()
+	store := state.New(state.DefaultGPUResources)
+	names := make([]string, benchNodes)
+	dgx, pcie := topologytest.DGXH100(), topologytest.PCIeServer()
+	for i := range names {
+		names[i] = fmt.Sprintf("node-%04d", i)
+		m := dgx
+		if i%5 == 4 {
+			m = pcie
+		}
+		nt := extendertest.Topology(names[i], m)
+		store.SetNode(extendertest.Node(names[i], nt.Status.GPUs))
+		store.SetTopology(names[i], nt, nil)
+	}
+	cached := make([]*state.PodInfo, 0, pods)
+	for i := range pods {
+		node := names[i%benchNodes]
+		nic := "0000:42:00.0"
+		if i%5 == 4 {
+			nic = "0000:18:00.1"
+		}
+		alloc := v1alpha1.Allocation{Node: node, Kind: placement.KindMacvlan, NIC: nic, Device: nic}
+		pod := extendertest.Pod("ns", fmt.Sprintf("p-%05d", i), 1, v1alpha1.AnnotationAllocation, alloc.String())
+		pod.Spec.NodeName = node
+		cached = append(cached, state.NewPodInfo(pod, state.DefaultGPUResources)) // what the pod informer keeps
+		store.SetPodInfo(cached[i])
+	}
+	return store, names, cached
+}
+
+// percentiles reports p50 and p99 of the recorded durations in milliseconds.
+func percentiles(b *testing.B, d []time.Duration) {
+	slices.Sort(d)
+	b.ReportMetric(float64(d[len(d)/2])/1e6, "p50-ms")
+	b.ReportMetric(float64(d[len(d)*99/100])/1e6, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkFilterPrioritize5000 is one pod's filter and prioritize over 5,000 nodes, server side
+// (no HTTP). Budget: p99 ≤ 1 ms.
+func BenchmarkFilterPrioritize5000(b *testing.B) {
+	store, names, _ := bigCluster(b, benchPods)
+	ext := scheduler.New(store, fake.NewClientset(), scheduler.Config{Weights: placement.DefaultWeights, NoPF: scheduler.NoPFReject}, nil)
+	args := &extenderv1.ExtenderArgs{Pod: extendertest.Pod("ns", "train", 2), NodeNames: &names}
+	var took []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		if _, err := ext.Filter(args); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ext.Prioritize(args); err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+	}
+	percentiles(b, took)
+}
+
+// BenchmarkHTTPRoundTrip5000 is filter then prioritize over loopback HTTP with 5,000 node names,
+// as the scheduler sends them with nodeCacheCapable: true.
+func BenchmarkHTTPRoundTrip5000(b *testing.B) {
+	store, names, _ := bigCluster(b, benchPods)
+	ext := scheduler.New(store, fake.NewClientset(), scheduler.Config{Weights: placement.DefaultWeights, NoPF: scheduler.NoPFReject}, nil)
+	srv := httptest.NewServer(server.New(ext, store, func() bool { return true }, prometheus.NewRegistry()))
+	defer srv.Close()
+	body, _ := json.Marshal(extenderv1.ExtenderArgs{Pod: extendertest.Pod("ns", "train", 2), NodeNames: &names})
+	var took []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		for _, verb := range []string{"/filter", "/prioritize"} {
+			resp, err := http.Post(srv.URL+verb, "application/json", bytes.NewReader(body))
+			if err != nil || resp.StatusCode != 200 {
+				b.Fatalf("%s: %v %v", verb, err, resp)
+			}
+			var sink json.RawMessage
+			_ = json.NewDecoder(resp.Body).Decode(&sink)
+			resp.Body.Close()
+		}
+		took = append(took, time.Since(start))
+	}
+	percentiles(b, took)
+}
+
+// BenchmarkMemory5000Nodes40000Pods is the heap held by the store and the PodInfos the pod
+// informer caches, for 5,000 nodes and 40,000 pods. Budget: ≤ 200 MiB.
+func BenchmarkMemory5000Nodes40000Pods(b *testing.B) {
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		store, _, pods := bigCluster(b, benchPods)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB")
+		runtime.KeepAlive(store)
+		runtime.KeepAlive(pods)
+	}
+	b.ReportMetric(0, "ns/op")
+}
