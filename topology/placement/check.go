@@ -3,6 +3,7 @@ package placement
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 )
 
 // Codes say in one word why a node was rejected: few enough values to label metrics with.
@@ -35,8 +36,37 @@ func reject(need Need, code string, unresolvable bool, format string, args ...an
 	return Verdict{Need: need, Code: code, Unresolvable: unresolvable, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Check decides whether the node can give the pod what it needs.
+// Check decides whether the node can give the pod what it needs. Verdicts are remembered:
+// the summary does not change, and the scheduler asks the same question many times.
 func (s *Summary) Check(req Request) Verdict {
+	slot := s.verdictSlot(req)
+	if slot == nil {
+		return s.check(req)
+	}
+	if v := slot.Load(); v != nil {
+		return *v
+	}
+	v := s.check(req)
+	slot.Store(&v)
+	return v
+}
+
+// verdictSlot is where Check remembers the answer to req, or nil for a request it does not
+// remember (more GPUs than the node has, an unknown mode: answered at once anyway).
+func (s *Summary) verdictSlot(req Request) *atomic.Pointer[Verdict] {
+	mode := req.Mode
+	if mode == "" {
+		mode = ModeAuto
+	}
+	for i, m := range modes {
+		if m == mode && req.GPUs >= 0 && req.GPUs < len(s.verdicts[i]) {
+			return &s.verdicts[i][req.GPUs]
+		}
+	}
+	return nil
+}
+
+func (s *Summary) check(req Request) Verdict {
 	if req.GPUs <= 0 || req.Mode == ModeNone {
 		return fits(NeedNothing)
 	}
@@ -78,11 +108,11 @@ func (s *Summary) checkPF(req Request) Verdict {
 }
 
 func (s *Summary) checkVF(req Request) Verdict {
+	if s.best[NeedVF] != nil {
+		return fits(NeedVF)
+	}
 	var why []string
 	for _, st := range s.nics {
-		if _, ok := st.candidate(NeedVF); ok {
-			return fits(NeedVF)
-		}
 		why = append(why, st.vfBlocker())
 	}
 	return reject(NeedVF, CodeNoFreeVF, false, "%s: 0 of %d VFs free (%s)", s.wants(NeedVF, req), s.totalVFs(), strings.Join(why, "; "))

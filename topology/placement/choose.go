@@ -33,6 +33,23 @@ func (s *Summary) Choose(need Need, gpus []string) (Choice, error) {
 	if err != nil {
 		return Choice{}, err
 	}
+	var c Choice
+	var ok bool
+	if addrs == nil && need != NeedNothing {
+		if best := s.best[need]; best != nil {
+			c, ok = *best, true
+		}
+	} else {
+		c, ok = s.choose(need, addrs)
+	}
+	if !ok {
+		return Choice{}, fmt.Errorf("node %s has no free device for a pod that needs a %s", s.Node.Name, need)
+	}
+	return c, nil
+}
+
+// choose finds the best candidate for need near the GPUs at addrs (nil: every GPU).
+func (s *Summary) choose(need Need, addrs []string) (Choice, bool) {
 	var best candidate
 	found := false
 	for i := range s.nics {
@@ -47,11 +64,8 @@ func (s *Summary) Choose(need Need, gpus []string) (Choice, error) {
 			best, found = c, true
 		}
 	}
-	if !found {
-		return Choice{}, fmt.Errorf("node %s has no free device for a pod that needs a %s", s.Node.Name, need)
-	}
 	best.Level = best.dist.nearest
-	return best.Choice, nil
+	return best.Choice, found
 }
 
 type candidate struct {

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/topolane/topolane/topology"
 )
@@ -37,7 +38,17 @@ type Summary struct {
 	GPUsTotal int
 	GPUsFree  int
 	nics      []nicState // RDMA-capable NICs only: the ones topolane hands out
+
+	// Computed once by Summarize, for the request path: the summary never changes afterwards.
+	freePFs, freeVFs int
+	best             [3]*Choice // by Need: what Choose(need, nil) returns; nil when nothing is free
+	// verdicts remembers Check's answers by mode and GPU count: a pending pod is checked again
+	// and again, and the summary does not change.
+	verdicts [len(modes)][]atomic.Pointer[Verdict]
 }
+
+// modes indexes Summary.verdicts.
+var modes = [...]Mode{ModeAuto, ModePF, ModeVF, ModeNone}
 
 type nicState struct {
 	nic      *topology.NIC
@@ -72,7 +83,28 @@ func Summarize(node *topology.Node, u Usage) (*Summary, error) {
 			return nil, fmt.Errorf("node %s: %w", node.Name, err)
 		}
 	}
+	s.precompute()
+	for i := range s.verdicts {
+		s.verdicts[i] = make([]atomic.Pointer[Verdict], s.GPUsTotal+1)
+	}
 	return s, nil
+}
+
+// precompute answers the scheduler's questions, which depend on the summary alone.
+func (s *Summary) precompute() {
+	for _, st := range s.nics {
+		if st.wholeFree() {
+			s.freePFs++
+		}
+		if st.wholeTo == "" && st.nic.Virtualised() {
+			s.freeVFs += len(st.nic.SRIOV.VFs) - len(st.vfsInUse)
+		}
+	}
+	for _, need := range []Need{NeedPF, NeedVF} {
+		if c, ok := s.choose(need, nil); ok {
+			s.best[need] = &c
+		}
+	}
 }
 
 func (st *nicState) hold(a Allocation) error {
@@ -124,23 +156,7 @@ func (st *nicState) freeVF() *topology.VF {
 }
 
 // FreePFs counts NICs that can be given whole.
-func (s *Summary) FreePFs() int {
-	n := 0
-	for i := range s.nics {
-		if s.nics[i].wholeFree() {
-			n++
-		}
-	}
-	return n
-}
+func (s *Summary) FreePFs() int { return s.freePFs }
 
 // FreeVFs counts VFs that can be given out: free VFs on virtualised NICs nobody holds whole.
-func (s *Summary) FreeVFs() int {
-	n := 0
-	for _, st := range s.nics {
-		if st.wholeTo == "" && st.nic.Virtualised() {
-			n += len(st.nic.SRIOV.VFs) - len(st.vfsInUse)
-		}
-	}
-	return n
-}
+func (s *Summary) FreeVFs() int { return s.freeVFs }

@@ -68,7 +68,10 @@ func (x *Extender) request(pod *corev1.Pod) (placement.Request, error) {
 
 // verdict decides one node; an unknown node is the caller's error.
 func (x *Extender) verdict(name string, req placement.Request) (placement.Verdict, error) {
-	view := x.store.Node(name)
+	return verdictOf(x.store.Node(name), name, req)
+}
+
+func verdictOf(view state.View, name string, req placement.Request) (placement.Verdict, error) {
 	switch {
 	case !view.Known:
 		return placement.Verdict{}, fmt.Errorf("%w: node %q is unknown to topolane (not in its Node cache)", ErrBadRequest, name)

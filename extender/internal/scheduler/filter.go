@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
+	"github.com/topolane/topolane/extender/internal/state"
 	"github.com/topolane/topolane/topology/placement"
 )
 
@@ -22,72 +23,80 @@ func (x *Extender) Filter(args *extenderv1.ExtenderArgs) (*extenderv1.ExtenderFi
 	if req.GPUs == 0 || req.Mode == placement.ModeNone {
 		return passAll(args, names), nil
 	}
-	verdicts, err := x.verdicts(names, req)
+	res, tally, err := x.filterNodes(args, names, req)
+	if err == nil && x.shouldFallBack(req, tally) {
+		req.Mode = placement.ModeVF
+		res, tally, err = x.filterNodes(args, names, req)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if x.shouldFallBack(req, verdicts) {
-		req.Mode = placement.ModeVF
-		if verdicts, err = x.verdicts(names, req); err != nil {
-			return nil, err
-		}
-	}
-	return x.result(args, names, verdicts), nil
+	x.count(tally)
+	return res, nil
 }
 
-func (x *Extender) verdicts(names []string, req placement.Request) ([]placement.Verdict, error) {
-	vs := make([]placement.Verdict, len(names))
-	for i, name := range names {
-		v, err := x.verdict(name, req)
-		if err != nil {
-			return nil, err
+// tally counts the verdicts of one filter pass: nodes that fit, and rejections by code.
+type tally struct {
+	fits     int
+	rejected map[string]int
+}
+
+// filterNodes decides every node in one pass, writing the answer as it goes.
+func (x *Extender) filterNodes(args *extenderv1.ExtenderArgs, names []string, req placement.Request) (*extenderv1.ExtenderFilterResult, tally, error) {
+	res := &extenderv1.ExtenderFilterResult{FailedNodes: extenderv1.FailedNodesMap{}, FailedAndUnresolvableNodes: extenderv1.FailedNodesMap{}}
+	t := tally{rejected: map[string]int{}}
+	pass := make([]int, 0, len(names))
+	reasons := map[string]string{} // reason -> "topolane: " + reason, made once per request
+	err := x.store.Nodes(names, func(i int, view state.View) error {
+		v, err := verdictOf(view, names[i], req)
+		switch {
+		case err != nil:
+			return err
+		case v.Fits:
+			pass = append(pass, i)
+			t.fits++
+			return nil
+		case v.Unresolvable:
+			res.FailedAndUnresolvableNodes[names[i]] = prefixed(reasons, v.Reason)
+		default:
+			res.FailedNodes[names[i]] = prefixed(reasons, v.Reason)
 		}
-		vs[i] = v
+		t.rejected[v.Code]++
+		return nil
+	})
+	keep(args, res, pass)
+	return res, t, err
+}
+
+// prefixed marks a reason as topolane's in the pod's events, making each string once.
+func prefixed(seen map[string]string, reason string) string {
+	p, ok := seen[reason]
+	if !ok {
+		p = "topolane: " + reason
+		seen[reason] = p
 	}
-	return vs, nil
+	return p
 }
 
 // shouldFallBack: under fallback-vf, an auto pod that found no node with a free PF is served a VF.
-func (x *Extender) shouldFallBack(req placement.Request, vs []placement.Verdict) bool {
-	if x.cfg.NoPF != NoPFFallbackVF || req.Mode != placement.ModeAuto {
-		return false
-	}
-	noPF := false
-	for _, v := range vs {
-		if v.Fits {
-			return false
-		}
-		noPF = noPF || v.Code == placement.CodeNoFreePF
-	}
-	return noPF
+func (x *Extender) shouldFallBack(req placement.Request, t tally) bool {
+	return x.cfg.NoPF == NoPFFallbackVF && req.Mode == placement.ModeAuto && t.fits == 0 && t.rejected[placement.CodeNoFreePF] > 0
 }
 
-func (x *Extender) result(args *extenderv1.ExtenderArgs, names []string, vs []placement.Verdict) *extenderv1.ExtenderFilterResult {
-	res := &extenderv1.ExtenderFilterResult{FailedNodes: extenderv1.FailedNodesMap{}, FailedAndUnresolvableNodes: extenderv1.FailedNodesMap{}}
-	var pass []int
-	for i, v := range vs {
-		switch {
-		case v.Fits:
-			pass = append(pass, i)
-		case v.Unresolvable:
-			res.FailedAndUnresolvableNodes[names[i]] = "topolane: " + v.Reason
-		default:
-			res.FailedNodes[names[i]] = "topolane: " + v.Reason
-		}
-		if !v.Fits {
-			x.metrics.rejected.WithLabelValues(v.Code).Inc()
-		}
+func (x *Extender) count(t tally) {
+	for code, n := range t.rejected {
+		x.metrics.rejected.WithLabelValues(code).Add(float64(n))
 	}
-	keep(args, res, pass)
-	return res
 }
 
 func (x *Extender) rejectAll(args *extenderv1.ExtenderArgs, names []string, v placement.Verdict) *extenderv1.ExtenderFilterResult {
-	vs := make([]placement.Verdict, len(names))
-	for i := range vs {
-		vs[i] = v
+	res := &extenderv1.ExtenderFilterResult{FailedNodes: extenderv1.FailedNodesMap{}, FailedAndUnresolvableNodes: extenderv1.FailedNodesMap{}}
+	for _, name := range names {
+		res.FailedAndUnresolvableNodes[name] = "topolane: " + v.Reason
 	}
-	return x.result(args, names, vs)
+	keep(args, res, nil)
+	x.count(tally{rejected: map[string]int{v.Code: len(names)}})
+	return res
 }
 
 func passAll(args *extenderv1.ExtenderArgs, names []string) *extenderv1.ExtenderFilterResult {

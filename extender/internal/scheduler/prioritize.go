@@ -5,6 +5,7 @@ import (
 
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
+	"github.com/topolane/topolane/extender/internal/state"
 	"github.com/topolane/topolane/topology/placement"
 )
 
@@ -18,15 +19,18 @@ func (x *Extender) Prioritize(args *extenderv1.ExtenderArgs) (*extenderv1.HostPr
 	list := make(extenderv1.HostPriorityList, len(names))
 	req, err := x.request(args.Pod)
 	acts := err == nil && req.GPUs > 0 && req.Mode != placement.ModeNone
-	for i, name := range names {
-		view := x.store.Node(name)
+	err = x.store.Nodes(names, func(i int, view state.View) error {
 		if !view.Known {
-			return nil, fmt.Errorf("%w: node %q is unknown to topolane (not in its Node cache)", ErrBadRequest, name)
+			return fmt.Errorf("%w: node %q is unknown to topolane (not in its Node cache)", ErrBadRequest, names[i])
 		}
-		list[i] = extenderv1.HostPriority{Host: name}
+		list[i] = extenderv1.HostPriority{Host: names[i]}
 		if acts && view.Summary != nil {
 			list[i].Score = int64(view.Summary.Score(req, x.cfg.Weights))
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &list, nil
 }

@@ -18,6 +18,23 @@ type View struct {
 func (s *Store) Node(name string) View {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.view(name)
+}
+
+// Nodes calls fn with the view of every named node under one read lock, stopping at the first
+// error. fn must not call back into the store.
+func (s *Store) Nodes(names []string, fn func(i int, v View) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i, name := range names {
+		if err := fn(i, s.view(name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) view(name string) View {
 	e := s.nodes[name]
 	if e == nil {
 		return View{}
