@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"k8s.io/apimachinery/pkg/types"
 	"strings"
 	"testing"
 	"time"
@@ -24,21 +23,9 @@ func defaults() extscheduler.Config {
 	return extscheduler.Config{Weights: placement.DefaultWeights, NoPF: extscheduler.NoPFReject}
 }
 
-// everyPFShared is a DGX H100 whose every ConnectX PF already has a share in use elsewhere.
-func everyPFShared(name string) *v1alpha1.NodeTopology {
-	nt := extendertest.Topology(name, topologytest.DGXH100())
-	for _, nic := range nt.Status.Topology.NICs {
-		if nic.RDMA() {
-			nt.Status.Attachments = append(nt.Status.Attachments, v1alpha1.Attachment{Pod: "other/x", PodUID: types.UID("x-" + nic.PCIAddress),
-				Kind: placement.KindMacvlan, NIC: nic.PCIAddress, Device: nic.PCIAddress})
-		}
-	}
-	return nt
-}
-
 func TestFullNodePodLandsOnlyWhereAPFIsFree(t *testing.T) {
 	h := newHarness(t, defaults())
-	h.addNode(everyPFShared("dgx-shared"))
+	h.addNode(extendertest.EveryPFShared("dgx-shared"))
 	h.addNode(extendertest.Topology("dgx-free", topologytest.DGXH100()))
 	h.addNode(extendertest.Topology("pcie", topologytest.PCIeServer()))
 	h.startExtender()
@@ -52,7 +39,7 @@ func TestFullNodePodLandsOnlyWhereAPFIsFree(t *testing.T) {
 
 func TestFullNodePodWaitsWithItsReason(t *testing.T) {
 	h := newHarness(t, defaults())
-	h.addNode(everyPFShared("dgx-shared"))
+	h.addNode(extendertest.EveryPFShared("dgx-shared"))
 	h.startExtender()
 	h.startScheduler(schedA)
 	h.createPod("train-0", 8, schedA)

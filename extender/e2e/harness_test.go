@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
-	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/topolane/topolane/extender/e2e/kubesched"
 	"github.com/topolane/topolane/extender/internal/extendertest"
@@ -50,7 +48,7 @@ func newHarness(t *testing.T, cfg extscheduler.Config) *harness {
 	h := &harness{t: t, ctx: ctx, client: fake.NewClientset(), extConfig: cfg,
 		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 			map[schema.GroupVersionResource]string{v1alpha1.GroupVersionResource: v1alpha1.Kind + "List"})}
-	h.client.PrependReactor("create", "pods", h.bindReactor)
+	extendertest.BindLikeTheAPIServer(h.client)
 	h.srv = httptest.NewServer(http.HandlerFunc(h.serve))
 	t.Cleanup(h.srv.Close)
 	return h
@@ -66,26 +64,6 @@ func (h *harness) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ext.ServeHTTP(w, r)
-}
-
-// bindReactor gives the fake what the API server does on pods/binding: spec.nodeName. The fake's
-// lock is held while reactors run, so it goes through the tracker.
-func (h *harness) bindReactor(action k8stesting.Action) (bool, runtime.Object, error) {
-	if action.GetSubresource() != "binding" {
-		return false, nil, nil
-	}
-	b := action.(k8stesting.CreateAction).GetObject().(*corev1.Binding)
-	gvr := corev1.SchemeGroupVersion.WithResource("pods")
-	obj, err := h.client.Tracker().Get(gvr, b.Namespace, b.Name)
-	if err != nil {
-		return true, nil, err
-	}
-	pod := obj.(*corev1.Pod).DeepCopy()
-	if pod.Spec.NodeName != "" {
-		return true, nil, fmt.Errorf("pod %s/%s is already bound to %s", pod.Namespace, pod.Name, pod.Spec.NodeName)
-	}
-	pod.Spec.NodeName = b.Target.Name
-	return true, b, h.client.Tracker().Update(gvr, pod, b.Namespace)
 }
 
 // startExtender starts a fresh extender: an empty store rebuilt from the cluster by informers.

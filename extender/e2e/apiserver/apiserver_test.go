@@ -57,7 +57,7 @@ func TestOnRealAPIServer(t *testing.T) {
 	if _, err := topologies.Create(ctx, badU, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "should match") {
 		t.Errorf("the CRD schema should refuse an unknown level: %v", err)
 	}
-	for _, nt := range []*v1alpha1.NodeTopology{everyPFShared("dgx-shared"), extendertest.Topology("dgx-free", topologytest.DGXH100())} {
+	for _, nt := range []*v1alpha1.NodeTopology{extendertest.EveryPFShared("dgx-shared"), extendertest.Topology("dgx-free", topologytest.DGXH100())} {
 		u, _ := v1alpha1.ToUnstructured(nt)
 		if _, err := topologies.Create(ctx, u, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("the API server refuses NodeTopology %s: %v", nt.Name, err)

@@ -14,7 +14,6 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -26,7 +25,6 @@ import (
 	"github.com/topolane/topolane/extender/internal/state"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 	"github.com/topolane/topolane/topology/placement"
-	"github.com/topolane/topolane/topology/topologytest"
 )
 
 // installCRD creates the chart's CRD and waits until the API serves it.
@@ -131,16 +129,4 @@ func waitBound(t *testing.T, ctx context.Context, client kubernetes.Interface, n
 		t.Fatalf("pod %s not bound: %v", name, err)
 	}
 	return pod
-}
-
-// everyPFShared is a DGX H100 whose every ConnectX PF already has a share in use elsewhere.
-func everyPFShared(name string) *v1alpha1.NodeTopology {
-	nt := extendertest.Topology(name, topologytest.DGXH100())
-	for _, nic := range nt.Status.Topology.NICs {
-		if nic.RDMA() {
-			nt.Status.Attachments = append(nt.Status.Attachments, v1alpha1.Attachment{Pod: "other/x", PodUID: types.UID("x-" + nic.PCIAddress),
-				Kind: placement.KindMacvlan, NIC: nic.PCIAddress, Device: nic.PCIAddress})
-		}
-	}
-	return nt
 }

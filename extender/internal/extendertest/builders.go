@@ -61,3 +61,16 @@ func Pod(ns, name string, gpus int, annotations ...string) *corev1.Pod {
 	}
 	return p
 }
+
+// EveryPFShared is a DGX H100 node whose every ConnectX PF already has a macvlan share in use
+// by another pod: no PF can go whole, shares remain.
+func EveryPFShared(name string) *v1alpha1.NodeTopology {
+	nt := Topology(name, topologytest.DGXH100())
+	for _, nic := range nt.Status.Topology.NICs {
+		if nic.RDMA() {
+			nt.Status.Attachments = append(nt.Status.Attachments, v1alpha1.Attachment{Pod: "other/x", PodUID: types.UID("x-" + nic.PCIAddress),
+				Kind: placement.KindMacvlan, NIC: nic.PCIAddress, Device: nic.PCIAddress})
+		}
+	}
+	return nt
+}

@@ -8,10 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
-	k8stesting "k8s.io/client-go/testing"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/topolane/topolane/extender/internal/extendertest"
@@ -33,7 +31,7 @@ type cluster struct {
 // node without a NodeTopology.
 func newCluster(t *testing.T, cfg scheduler.Config) *cluster {
 	c := &cluster{t: t, store: state.New(state.DefaultGPUResources), client: fake.NewClientset()}
-	c.client.PrependReactor("create", "pods", c.bindReactor)
+	extendertest.BindLikeTheAPIServer(c.client)
 	for name, m := range map[string]topologytest.Machine{"dgx-a": topologytest.DGXH100(), "dgx-b": topologytest.DGXH100(), "pcie-a": topologytest.PCIeServer()} {
 		c.store.SetNode(extendertest.Node(name, len(m.Node().GPUs)))
 		c.store.SetTopology(name, extendertest.Topology(name, m), nil)
@@ -44,23 +42,6 @@ func newCluster(t *testing.T, cfg scheduler.Config) *cluster {
 	}
 	c.ext = scheduler.New(c.store, c.client, cfg, nil)
 	return c
-}
-
-// bindReactor makes the fake's pods/binding set spec.nodeName, as the API server does.
-func (c *cluster) bindReactor(action k8stesting.Action) (bool, runtime.Object, error) {
-	if action.GetSubresource() != "binding" {
-		return false, nil, nil
-	}
-	// The fake's lock is held while reactors run: use its tracker, not its client.
-	b := action.(k8stesting.CreateAction).GetObject().(*corev1.Binding)
-	gvr := corev1.SchemeGroupVersion.WithResource("pods")
-	obj, err := c.client.Tracker().Get(gvr, b.Namespace, b.Name)
-	if err != nil {
-		return true, nil, err
-	}
-	pod := obj.(*corev1.Pod).DeepCopy()
-	pod.Spec.NodeName = b.Target.Name
-	return true, b, c.client.Tracker().Update(gvr, pod, b.Namespace)
 }
 
 // add creates a pending pod in the API and the store.

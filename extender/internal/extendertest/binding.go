@@ -1,0 +1,33 @@
+package extendertest
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// BindLikeTheAPIServer makes the fake clientset's pods/binding set spec.nodeName (and refuse a
+// pod already bound), as the API server does; the fake alone records the action and nothing else.
+func BindLikeTheAPIServer(client *fake.Clientset) {
+	client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if action.GetSubresource() != "binding" {
+			return false, nil, nil
+		}
+		// The fake's lock is held while reactors run: use its tracker, not its client.
+		b := action.(k8stesting.CreateAction).GetObject().(*corev1.Binding)
+		gvr := corev1.SchemeGroupVersion.WithResource("pods")
+		obj, err := client.Tracker().Get(gvr, b.Namespace, b.Name)
+		if err != nil {
+			return true, nil, err
+		}
+		pod := obj.(*corev1.Pod).DeepCopy()
+		if pod.Spec.NodeName != "" {
+			return true, nil, fmt.Errorf("pod %s/%s is already bound to %s", pod.Namespace, pod.Name, pod.Spec.NodeName)
+		}
+		pod.Spec.NodeName = b.Target.Name
+		return true, b, client.Tracker().Update(gvr, pod, b.Namespace)
+	})
+}
