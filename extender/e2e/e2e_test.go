@@ -72,7 +72,11 @@ func TestTwoSchedulersRaceForOnePF(t *testing.T) {
 	h.startScheduler(schedB)
 	h.createPod("a", 8, schedA)
 	h.createPod("b", 8, schedB)
-	time.Sleep(3 * time.Second)
+	deadline := time.Now().Add(timeout)
+	for len(h.allocations()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // both have had their turn: the loser has been turned away by now
 	bound := h.allocations()
 	if len(bound) != 1 {
 		t.Fatalf("%d pods bound to the one node, want exactly 1: %v", len(bound), bound)
