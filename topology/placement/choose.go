@@ -19,11 +19,6 @@ type Choice struct {
 	Shared bool
 }
 
-// Allocation records the choice as held by pod.
-func (c Choice) Allocation(pod string) Allocation {
-	return Allocation{Pod: pod, Kind: c.Kind, NIC: c.NIC, Device: c.Device}
-}
-
 // Choose picks the free device for need nearest to the given GPUs (PCI addresses or UUIDs; none
 // means every GPU of the node, which is all the scheduler can know). Among equally near devices
 // a share goes to a NIC that is already shared, so that whole PFs stay whole, and a VF is
