@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestParseFlags(t *testing.T) {
+	o, err := parseFlags([]string{"--gpu-resources", "nvidia.com/gpu, example.com/gpu,", "--weight-nic", "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.resources(); len(got) != 2 || got[1] != corev1.ResourceName("example.com/gpu") || o.weights.NIC != 3 || o.listen != ":8888" {
+		t.Errorf("options = %+v, resources %v", o, got)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tls-cert-file", "c.pem"}, "--tls-cert-file and --tls-key-file go together"},
+		{[]string{"--weight-fit", "-1"}, "cannot be negative"},
+		{[]string{"--bogus"}, "flag provided but not defined"},
+	} {
+		if _, err := parseFlags(tt.args); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: err = %v, want %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+func TestRunRefusesABadPolicyAndConfig(t *testing.T) {
+	o, _ := parseFlags([]string{"--no-pf", "maybe"})
+	if err := run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "want reject or fallback-vf") {
+		t.Errorf("bad --no-pf: %v", err)
+	}
+	o, _ = parseFlags([]string{"--kubeconfig", "/nonexistent/kubeconfig"})
+	if err := run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "pass --kubeconfig outside a cluster") {
+		t.Errorf("missing kubeconfig: %v", err)
+	}
+}
