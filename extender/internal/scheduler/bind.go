@@ -76,15 +76,17 @@ func (x *Extender) reserve(ctx context.Context, pod *corev1.Pod, node string) (*
 	return alloc, nil
 }
 
-// choose checks the node again against the ledger and picks the device.
+// choose checks the node again against the ledger and picks the device, from one view of the
+// node: the store may replace its summary meanwhile, even with none.
 func (x *Extender) choose(node string, req placement.Request) (placement.Choice, placement.Need, error) {
-	v, err := x.verdict(node, req)
+	view := x.store.Node(node)
+	v, err := verdictOf(view, node, req)
 	if err != nil {
 		return placement.Choice{}, 0, err
 	}
 	if !v.Fits && v.Code == placement.CodeNoFreePF && x.cfg.NoPF == NoPFFallbackVF && req.Mode == placement.ModeAuto {
 		req.Mode = placement.ModeVF
-		v, _ = x.verdict(node, req)
+		v, _ = verdictOf(view, node, req)
 	}
 	if !v.Fits {
 		return placement.Choice{}, 0, fmt.Errorf("%w: node %s can no longer take the pod: %s", ErrConflict, node, v.Reason)
@@ -92,7 +94,7 @@ func (x *Extender) choose(node string, req placement.Request) (placement.Choice,
 	if v.Need == placement.NeedNothing {
 		return placement.Choice{}, v.Need, nil
 	}
-	c, err := x.store.Node(node).Summary.Choose(v.Need, nil)
+	c, err := view.Summary.Choose(v.Need, nil)
 	if err != nil {
 		return c, v.Need, fmt.Errorf("%w: %v", ErrConflict, err)
 	}

@@ -167,3 +167,13 @@ func TestRestartRebuildsTheLedger(t *testing.T) {
 			before.GPUsFree, before.VFsFree, len(before.Reserved), after.GPUsFree, after.VFsFree, len(after.Reserved))
 	}
 }
+
+func TestBindOnANodeWhoseTopologyWentAway(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	pod := c.add(extendertest.Pod("ns", "train", 8))
+	c.store.DeleteTopology("dgx-a")
+	err := c.bind(pod, "dgx-a")
+	if !errors.Is(err, scheduler.ErrConflict) || !strings.Contains(err.Error(), "no NodeTopology") {
+		t.Errorf("err = %v, want a conflict saying the node has no NodeTopology", err)
+	}
+}

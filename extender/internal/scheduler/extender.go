@@ -66,11 +66,7 @@ func (x *Extender) request(pod *corev1.Pod) (placement.Request, error) {
 	return placement.Request{GPUs: state.PodGPUs(pod, x.store.GPUResources()), Mode: mode}, err
 }
 
-// verdict decides one node; an unknown node is the caller's error.
-func (x *Extender) verdict(name string, req placement.Request) (placement.Verdict, error) {
-	return verdictOf(x.store.Node(name), name, req)
-}
-
+// verdictOf decides one node from its view; an unknown node is the caller's error.
 func verdictOf(view state.View, name string, req placement.Request) (placement.Verdict, error) {
 	switch {
 	case !view.Known:

@@ -56,59 +56,35 @@ func tombstone(obj any) any {
 	return obj
 }
 
-func nodeHandler(s *Store) cache.ResourceEventHandler {
+// handler turns informer events on objects of type T into store calls; anything else (the
+// informer hands only T, or a tombstone holding one) is ignored.
+func handler[T any](set, del func(T)) cache.ResourceEventHandler {
+	call := func(fn func(T), obj any) {
+		if o, ok := tombstone(obj).(T); ok {
+			fn(o)
+		}
+	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { setNode(s, obj) },
-		UpdateFunc: func(_, obj any) { setNode(s, obj) },
-		DeleteFunc: func(obj any) {
-			if n, ok := tombstone(obj).(*corev1.Node); ok {
-				s.DeleteNode(n.Name)
-			}
-		},
+		AddFunc:    func(obj any) { call(set, obj) },
+		UpdateFunc: func(_, obj any) { call(set, obj) },
+		DeleteFunc: func(obj any) { call(del, obj) },
 	}
 }
 
-func setNode(s *Store, obj any) {
-	if n, ok := obj.(*corev1.Node); ok {
-		s.SetNode(n)
-	}
+func nodeHandler(s *Store) cache.ResourceEventHandler {
+	return handler(s.SetNode, func(n *corev1.Node) { s.DeleteNode(n.Name) })
 }
 
 func podHandler(s *Store) cache.ResourceEventHandler {
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { setPod(s, obj) },
-		UpdateFunc: func(_, obj any) { setPod(s, obj) },
-		DeleteFunc: func(obj any) {
-			if p, ok := tombstone(obj).(*PodInfo); ok {
-				s.DeletePod(p.UID)
-			}
-		},
-	}
-}
-
-func setPod(s *Store, obj any) {
-	if p, ok := obj.(*PodInfo); ok {
-		s.SetPodInfo(p)
-	}
+	return handler(s.SetPodInfo, func(p *PodInfo) { s.DeletePod(p.UID) })
 }
 
 func topologyHandler(s *Store) cache.ResourceEventHandler {
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { setTopology(s, obj) },
-		UpdateFunc: func(_, obj any) { setTopology(s, obj) },
-		DeleteFunc: func(obj any) {
-			if u, ok := tombstone(obj).(*unstructured.Unstructured); ok {
-				s.DeleteTopology(u.GetName())
-			}
-		},
-	}
+	return handler(func(u *unstructured.Unstructured) { setTopology(s, u) },
+		func(u *unstructured.Unstructured) { s.DeleteTopology(u.GetName()) })
 }
 
-func setTopology(s *Store, obj any) {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return
-	}
+func setTopology(s *Store, u *unstructured.Unstructured) {
 	nt, err := v1alpha1.FromUnstructured(u)
 	if err != nil {
 		klog.ErrorS(err, "Unusable NodeTopology; its node will reject GPU pods", "node", u.GetName())
