@@ -3,7 +3,6 @@ package placement
 import (
 	"fmt"
 	"strings"
-	"sync/atomic"
 )
 
 // Codes say in one word why a node was rejected: few enough values to label metrics with.
@@ -39,31 +38,26 @@ func reject(need Need, code string, unresolvable bool, format string, args ...an
 // Check decides whether the node can give the pod what it needs. Verdicts are remembered:
 // the summary does not change, and the scheduler asks the same question many times.
 func (s *Summary) Check(req Request) Verdict {
-	slot := s.verdictSlot(req)
-	if slot == nil {
+	word, rejection := s.memo.slot(req)
+	if word == nil {
 		return s.check(req)
 	}
-	if v := slot.Load(); v != nil {
-		return *v
+	if v, ok := recall(word, rejection); ok {
+		return v
 	}
 	v := s.check(req)
-	slot.Store(&v)
+	remember(word, rejection, v)
 	return v
 }
 
-// verdictSlot is where Check remembers the answer to req, or nil for a request it does not
-// remember (more GPUs than the node has, an unknown mode: answered at once anyway).
-func (s *Summary) verdictSlot(req Request) *atomic.Pointer[Verdict] {
-	mode := req.Mode
-	if mode == "" {
-		mode = ModeAuto
-	}
-	for i, m := range modes {
-		if m == mode && req.GPUs >= 0 && req.GPUs < len(s.verdicts[i]) {
-			return &s.verdicts[i][req.GPUs]
+// Fits is Check(req).Fits, for the scheduler's pass over every node: it reads one word.
+func (s *Summary) Fits(req Request) bool {
+	if word, _ := s.memo.slot(req); word != nil {
+		if w := word.Load(); w&wordChecked != 0 {
+			return w&wordFits != 0
 		}
 	}
-	return nil
+	return s.Check(req).Fits
 }
 
 func (s *Summary) check(req Request) Verdict {

@@ -293,3 +293,38 @@ func TestScore(t *testing.T) {
 		t.Errorf("zero weights = %d, want 0", got)
 	}
 }
+
+// TestRememberedAnswers asks every question twice, and under other weights in between: what a
+// summary remembers must be what it would answer afresh.
+func TestRememberedAnswers(t *testing.T) {
+	weights := []placement.Weights{placement.DefaultWeights, {Whole: 1}, {Fit: 3, NIC: 1}}
+	usages := []placement.Usage{{}, {GPUsInUse: 6}, {GPUsInUse: 1, Allocations: []placement.Allocation{{Pod: "ns/a", Kind: placement.KindVF, NIC: dgxNIC0, Device: dgxVF0}}}}
+	for _, m := range topologytest.All() {
+		node := m.Node()
+		for _, u := range usages {
+			if _, err := placement.Summarize(node, u); err != nil {
+				continue // the allocation is not on this machine
+			}
+			remembering := summarize(t, node, u)
+			for _, mode := range []placement.Mode{placement.ModeAuto, placement.ModePF, placement.ModeVF, placement.ModeNone} {
+				for gpus := -1; gpus <= 20; gpus++ {
+					req := placement.Request{GPUs: gpus, Mode: mode}
+					for round := range 2 {
+						for _, w := range weights {
+							fresh := summarize(t, node, u)
+							if got, want := remembering.Check(req), fresh.Check(req); got != want {
+								t.Fatalf("%s %+v round %d: Check = %+v, afresh %+v", node.Name, req, round, got, want)
+							}
+							if got, want := remembering.Fits(req), fresh.Check(req).Fits; got != want {
+								t.Fatalf("%s %+v: Fits = %v, Check says %v", node.Name, req, got, want)
+							}
+							if got, want := remembering.Score(req, w), fresh.Score(req, w); got != want {
+								t.Fatalf("%s %+v %+v round %d: Score = %d, afresh %d", node.Name, req, w, round, got, want)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -15,9 +15,22 @@ type Weights struct {
 // DefaultWeights count each part the same.
 var DefaultWeights = Weights{Fit: 1, NIC: 1, Whole: 1}
 
-// Score rates a node for a pod, 0..MaxScore; a node that does not fit scores 0.
+// Score rates a node for a pod, 0..MaxScore; a node that does not fit scores 0. Scores are
+// remembered with the verdict.
 func (s *Summary) Score(req Request, w Weights) int {
-	v := s.Check(req)
+	word, _ := s.memo.slot(req)
+	if word == nil {
+		return s.score(req, s.check(req), w)
+	}
+	if score, ok := s.memo.recallScore(word, w); ok {
+		return score
+	}
+	score := s.score(req, s.Check(req), w)
+	s.memo.rememberScore(word, w, score)
+	return score
+}
+
+func (s *Summary) score(req Request, v Verdict, w Weights) int {
 	total := w.Fit + w.NIC + w.Whole
 	if !v.Fits || total <= 0 {
 		return 0

@@ -2,7 +2,6 @@ package placement
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"github.com/topolane/topolane/topology"
 )
@@ -42,13 +41,8 @@ type Summary struct {
 	// Computed once by Summarize, for the request path: the summary never changes afterwards.
 	freePFs, freeVFs int
 	best             [3]*Choice // by Need: what Choose(need, nil) returns; nil when nothing is free
-	// verdicts remembers Check's answers by mode and GPU count: a pending pod is checked again
-	// and again, and the summary does not change.
-	verdicts [len(modes)][]atomic.Pointer[Verdict]
+	memo             memo
 }
-
-// modes indexes Summary.verdicts.
-var modes = [...]Mode{ModeAuto, ModePF, ModeVF, ModeNone}
 
 type nicState struct {
 	nic      *topology.NIC
@@ -84,9 +78,6 @@ func Summarize(node *topology.Node, u Usage) (*Summary, error) {
 		}
 	}
 	s.precompute()
-	for i := range s.verdicts {
-		s.verdicts[i] = make([]atomic.Pointer[Verdict], s.GPUsTotal+1)
-	}
 	return s, nil
 }
 

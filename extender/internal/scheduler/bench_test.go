@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,16 @@ func bigCluster(b *testing.B, pods, gpuPodsPerNode int) (*state.Store, []string,
 	return store, names, cached
 }
 
+// decoded copies names as the decoding of a request would: strings of their own, not the
+// store's keys.
+func decoded(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = strings.Clone(n)
+	}
+	return out
+}
+
 // percentiles reports p50 and p99 of the recorded durations in milliseconds.
 func percentiles(b *testing.B, d []time.Duration) {
 	slices.Sort(d)
@@ -73,7 +84,7 @@ func percentiles(b *testing.B, d []time.Duration) {
 
 // BenchmarkFilterPrioritize5000 is one 2-GPU pod's filter and prioritize over 5,000 nodes,
 // server side (no HTTP): the 1,000 full PCIe servers are rejected, the 4,000 DGXs pass and are
-// scored. Budget: p99 ≤ 1 ms.
+// scored (the scheduler asks prioritize of the nodes that passed). Budget: p99 ≤ 1 ms.
 func BenchmarkFilterPrioritize5000(b *testing.B) {
 	filterPrioritize(b, 4)
 }
@@ -87,18 +98,24 @@ func BenchmarkFilterPrioritize5000Full(b *testing.B) {
 func filterPrioritize(b *testing.B, gpuPodsPerNode int) {
 	store, names, _ := bigCluster(b, benchPods, gpuPodsPerNode)
 	ext := scheduler.New(store, fake.NewClientset(), scheduler.Config{Weights: placement.DefaultWeights, NoPF: scheduler.NoPFReject}, nil)
-	args := &extenderv1.ExtenderArgs{Pod: extendertest.Pod("ns", "train", 2), NodeNames: &names}
+	pod := extendertest.Pod("ns", "train", 2)
+	names = decoded(names)
 	var took []time.Duration
+	runtime.GC() // measure the steady state, not the collection of the set-up's garbage
 	b.ResetTimer()
 	for b.Loop() {
 		start := time.Now()
-		if _, err := ext.Filter(args); err != nil {
+		res, err := ext.Filter(&extenderv1.ExtenderArgs{Pod: pod, NodeNames: &names})
+		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := ext.Prioritize(args); err != nil {
+		list, err := ext.Prioritize(&extenderv1.ExtenderArgs{Pod: pod, NodeNames: res.NodeNames})
+		if err != nil {
 			b.Fatal(err)
 		}
 		took = append(took, time.Since(start))
+		scheduler.ReleaseFilter(res) // as the server does once the answers are written
+		scheduler.ReleasePriorities(list)
 	}
 	percentiles(b, took)
 }

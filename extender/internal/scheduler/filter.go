@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
@@ -11,6 +12,7 @@ import (
 )
 
 // Filter keeps the nodes that can give the pod the NIC it needs and says why of every other.
+// Hand the result to ReleaseFilter once it is written out.
 func (x *Extender) Filter(args *extenderv1.ExtenderArgs) (*extenderv1.ExtenderFilterResult, error) {
 	if args.Pod == nil {
 		return nil, fmt.Errorf("%w: filter arguments carry no pod", ErrBadRequest)
@@ -23,89 +25,175 @@ func (x *Extender) Filter(args *extenderv1.ExtenderArgs) (*extenderv1.ExtenderFi
 	if req.GPUs == 0 || req.Mode == placement.ModeNone {
 		return passAll(args, names), nil
 	}
-	res, tally, err := x.filterNodes(args, names, req)
-	if err == nil && x.shouldFallBack(req, tally) {
+	p := passes.Get().(*filterPass)
+	defer passes.Put(p)
+	res, err := x.filterNodes(p, args, names, req)
+	if err == nil && x.shouldFallBack(req, p.tally) {
+		ReleaseFilter(res)
 		req.Mode = placement.ModeVF
-		res, tally, err = x.filterNodes(args, names, req)
+		res, err = x.filterNodes(p, args, names, req)
 	}
 	if err != nil {
+		ReleaseFilter(res)
 		return nil, err
 	}
-	x.count(tally)
+	x.count(p.tally)
 	return res, nil
+}
+
+// The answers of filter and prioritize are recycled: at 5,000 nodes they are hundreds of
+// kilobytes a request, and the garbage collector they would wake is most of the tail latency.
+var (
+	results    = sync.Pool{New: func() any { return &extenderv1.ExtenderFilterResult{} }}
+	priorities = sync.Pool{New: func() any { return new(extenderv1.HostPriorityList) }}
+	passes     = sync.Pool{New: func() any { return &filterPass{reasons: map[string]string{}} }}
+)
+
+// newResult is an empty filter result from the pool.
+func newResult() *extenderv1.ExtenderFilterResult {
+	res := results.Get().(*extenderv1.ExtenderFilterResult)
+	if res.FailedNodes == nil {
+		res.FailedNodes, res.FailedAndUnresolvableNodes = extenderv1.FailedNodesMap{}, extenderv1.FailedNodesMap{}
+	}
+	if res.NodeNames == nil {
+		res.NodeNames = &[]string{} // [] not null: no node passed
+	}
+	return res
+}
+
+// ReleaseFilter recycles a result of Filter; nothing may use it afterwards. nil is ignored.
+func ReleaseFilter(res *extenderv1.ExtenderFilterResult) {
+	if res == nil {
+		return
+	}
+	clear(res.FailedNodes)
+	clear(res.FailedAndUnresolvableNodes)
+	if res.NodeNames != nil {
+		*res.NodeNames = (*res.NodeNames)[:0]
+	}
+	*res = extenderv1.ExtenderFilterResult{FailedNodes: res.FailedNodes, FailedAndUnresolvableNodes: res.FailedAndUnresolvableNodes, NodeNames: res.NodeNames}
+	results.Put(res)
+}
+
+// ReleasePriorities recycles a result of Prioritize; nothing may use it afterwards.
+func ReleasePriorities(list *extenderv1.HostPriorityList) {
+	if list != nil {
+		*list = (*list)[:0]
+		priorities.Put(list)
+	}
+}
+
+// filterPass is the scratch of one filter pass.
+type filterPass struct {
+	tally   tally
+	pass    []int             // indexes of the nodes that fit
+	reasons map[string]string // reason -> "topolane: " + reason, made once
 }
 
 // tally counts the verdicts of one filter pass: nodes that fit, and rejections by code.
 type tally struct {
 	fits     int
-	rejected map[string]int
+	rejected []codeCount
 }
 
-// filterNodes decides every node in one pass, writing the answer as it goes.
-func (x *Extender) filterNodes(args *extenderv1.ExtenderArgs, names []string, req placement.Request) (*extenderv1.ExtenderFilterResult, tally, error) {
-	res := &extenderv1.ExtenderFilterResult{FailedNodes: extenderv1.FailedNodesMap{}, FailedAndUnresolvableNodes: extenderv1.FailedNodesMap{}}
-	t := tally{rejected: map[string]int{}}
-	pass := make([]int, 0, len(names))
-	reasons := map[string]string{} // reason -> "topolane: " + reason, made once per request
+type codeCount struct {
+	code string
+	n    int
+}
+
+func (t *tally) reject(code string, n int) {
+	for i := range t.rejected {
+		if t.rejected[i].code == code {
+			t.rejected[i].n += n
+			return
+		}
+	}
+	t.rejected = append(t.rejected, codeCount{code, n})
+}
+
+func (t *tally) rejectedAs(code string) int {
+	for _, c := range t.rejected {
+		if c.code == code {
+			return c.n
+		}
+	}
+	return 0
+}
+
+// filterNodes decides every node in one pass, writing the answer as it goes. Most nodes are
+// decided by one word of their summary; only rejections read the rest.
+func (x *Extender) filterNodes(p *filterPass, args *extenderv1.ExtenderArgs, names []string, req placement.Request) (*extenderv1.ExtenderFilterResult, error) {
+	res := newResult()
+	p.tally = tally{rejected: p.tally.rejected[:0]}
+	p.pass = p.pass[:0]
 	err := x.store.Nodes(names, func(i int, view state.View) error {
+		if view.Known && view.Summary != nil && view.Summary.Fits(req) {
+			p.pass = append(p.pass, i)
+			p.tally.fits++
+			return nil
+		}
 		v, err := verdictOf(view, names[i], req)
 		switch {
 		case err != nil:
 			return err
-		case v.Fits:
-			pass = append(pass, i)
-			t.fits++
-			return nil
+		case v.Fits: // cannot be: Fits said no
+			return fmt.Errorf("node %q: the summary's verdicts disagree", names[i])
 		case v.Unresolvable:
-			res.FailedAndUnresolvableNodes[names[i]] = prefixed(reasons, v.Reason)
+			res.FailedAndUnresolvableNodes[names[i]] = p.prefixed(v.Reason)
 		default:
-			res.FailedNodes[names[i]] = prefixed(reasons, v.Reason)
+			res.FailedNodes[names[i]] = p.prefixed(v.Reason)
 		}
-		t.rejected[v.Code]++
+		p.tally.reject(v.Code, 1)
 		return nil
 	})
-	keep(args, res, pass)
-	return res, t, err
+	keep(args, res, p.pass)
+	return res, err
 }
 
 // prefixed marks a reason as topolane's in the pod's events, making each string once.
-func prefixed(seen map[string]string, reason string) string {
-	p, ok := seen[reason]
+func (p *filterPass) prefixed(reason string) string {
+	s, ok := p.reasons[reason]
 	if !ok {
-		p = "topolane: " + reason
-		seen[reason] = p
+		if len(p.reasons) > 1024 { // reasons name pods: do not keep them forever
+			clear(p.reasons)
+		}
+		s = "topolane: " + reason
+		p.reasons[reason] = s
 	}
-	return p
+	return s
 }
 
 // shouldFallBack: under fallback-vf, an auto pod that found no node with a free PF is served a VF.
 func (x *Extender) shouldFallBack(req placement.Request, t tally) bool {
-	return x.cfg.NoPF == NoPFFallbackVF && req.Mode == placement.ModeAuto && t.fits == 0 && t.rejected[placement.CodeNoFreePF] > 0
+	return x.cfg.NoPF == NoPFFallbackVF && req.Mode == placement.ModeAuto && t.fits == 0 && t.rejectedAs(placement.CodeNoFreePF) > 0
 }
 
 func (x *Extender) count(t tally) {
-	for code, n := range t.rejected {
-		x.metrics.rejected.WithLabelValues(code).Add(float64(n))
+	for _, c := range t.rejected {
+		x.metrics.rejected.WithLabelValues(c.code).Add(float64(c.n))
 	}
 }
 
 func (x *Extender) rejectAll(args *extenderv1.ExtenderArgs, names []string, v placement.Verdict) *extenderv1.ExtenderFilterResult {
-	res := &extenderv1.ExtenderFilterResult{FailedNodes: extenderv1.FailedNodesMap{}, FailedAndUnresolvableNodes: extenderv1.FailedNodesMap{}}
+	res := newResult()
+	reason := "topolane: " + v.Reason
 	for _, name := range names {
-		res.FailedAndUnresolvableNodes[name] = "topolane: " + v.Reason
+		res.FailedAndUnresolvableNodes[name] = reason
 	}
 	keep(args, res, nil)
-	x.count(tally{rejected: map[string]int{v.Code: len(names)}})
+	t := tally{}
+	t.reject(v.Code, len(names))
+	x.count(t)
 	return res
 }
 
 func passAll(args *extenderv1.ExtenderArgs, names []string) *extenderv1.ExtenderFilterResult {
-	res := &extenderv1.ExtenderFilterResult{}
-	all := make([]int, len(names))
-	for i := range all {
-		all[i] = i
+	res := newResult()
+	if args.NodeNames != nil || args.Nodes == nil {
+		*res.NodeNames = append(*res.NodeNames, names...)
+		return res
 	}
-	keep(args, res, all)
+	res.NodeNames, res.Nodes = nil, args.Nodes // answered in the form asked
 	return res
 }
 
@@ -128,16 +216,16 @@ func nodeNames(args *extenderv1.ExtenderArgs) []string {
 // keep answers in the form asked: the passing names, or the passing Node objects.
 func keep(args *extenderv1.ExtenderArgs, res *extenderv1.ExtenderFilterResult, idx []int) {
 	if args.NodeNames != nil || args.Nodes == nil {
-		names := make([]string, len(idx))
-		for j, i := range idx {
-			names[j] = (*args.NodeNames)[i]
+		names := *res.NodeNames
+		for _, i := range idx {
+			names = append(names, (*args.NodeNames)[i])
 		}
-		res.NodeNames = &names
+		*res.NodeNames = names
 		return
 	}
 	nodes := &corev1.NodeList{Items: make([]corev1.Node, len(idx))}
 	for j, i := range idx {
 		nodes.Items[j] = args.Nodes.Items[i]
 	}
-	res.Nodes = nodes
+	res.NodeNames, res.Nodes = nil, nodes
 }

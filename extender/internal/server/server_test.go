@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +65,38 @@ func TestFilterAndPrioritizeOverHTTP(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &list); code != 200 || err != nil || len(list) != 1 || list[0].Score != 10 {
 		t.Fatalf("prioritize: %d %s", code, body)
 	}
+}
+
+// TestConcurrentAnswersAreTheirOwn runs different requests at once: answers are recycled
+// after they are written, and no request may see another's.
+func TestConcurrentAnswersAreTheirOwn(t *testing.T) {
+	srv, store := newServer(t, true)
+	busy := extendertest.Pod("ns", "busy", 8)
+	busy.Spec.NodeName = "dgx-b"
+	store.SetPod(busy)
+	requests := []struct{ verb, body string }{
+		{"/filter", string(args(t, 8, "dgx-a", "dgx-b"))},
+		{"/filter", string(args(t, 0, "dgx-a", "dgx-b"))},
+		{"/filter", string(args(t, 2, "dgx-b"))},
+		{"/prioritize", string(args(t, 2, "dgx-a", "dgx-b"))},
+		{"/prioritize", string(args(t, 0, "dgx-b"))},
+	}
+	want := make([]string, len(requests))
+	for i, r := range requests {
+		_, want[i] = post(t, srv.URL+r.verb, "application/json", []byte(r.body))
+	}
+	var wg sync.WaitGroup
+	for i, r := range requests {
+		wg.Go(func() {
+			for range 50 {
+				if code, got := post(t, srv.URL+r.verb, "application/json", []byte(r.body)); code != 200 || got != want[i] {
+					t.Errorf("%s %s: %d %s, want %s", r.verb, r.body, code, got, want[i])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestBadRequests(t *testing.T) {

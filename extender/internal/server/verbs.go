@@ -5,6 +5,8 @@ import (
 
 	"github.com/gorilla/mux"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
+
+	"github.com/topolane/topolane/extender/internal/scheduler"
 )
 
 func (s *Server) filter(w http.ResponseWriter, r *http.Request) {
@@ -18,6 +20,7 @@ func (s *Server) filter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+	scheduler.ReleaseFilter(res)
 }
 
 func (s *Server) prioritize(w http.ResponseWriter, r *http.Request) {
@@ -31,6 +34,7 @@ func (s *Server) prioritize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, list)
+	scheduler.ReleasePriorities(list)
 }
 
 // bind answers a conflict (the node can no longer take the pod) with 200 and the reason in the

@@ -5,6 +5,7 @@ package state
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,16 +20,20 @@ import (
 type Store struct {
 	gpuResources []corev1.ResourceName
 
-	mu      sync.RWMutex
-	nodes   map[string]*node
+	mu    sync.RWMutex
+	nodes map[string]*node
+	// views is what requests read, by node: kept apart from nodes and inline in the map so that
+	// a pass over thousands of names touches little memory.
+	views   map[string]View
 	podNode map[types.UID]string // the node each tracked pod counts on
 	binds   map[string]*sync.Mutex
 }
 
 // node is one node's state; its summary is replaced, never changed, so readers may keep it.
 type node struct {
-	exists          bool // the Node object is known
-	allocatableGPUs int  // -1 when the Node does not say
+	name            string // the key of nodes and views, a string of its own
+	exists          bool   // the Node object is known
+	allocatableGPUs int    // -1 when the Node does not say
 	topo            *topology.Node
 	topoProblem     string // why there is no usable topology
 	attachments     map[types.UID]v1alpha1.Attachment
@@ -39,7 +44,7 @@ type node struct {
 
 // New makes an empty store counting the given resources as GPUs.
 func New(gpuResources []corev1.ResourceName) *Store {
-	return &Store{gpuResources: gpuResources, nodes: map[string]*node{}, podNode: map[types.UID]string{}, binds: map[string]*sync.Mutex{}}
+	return &Store{gpuResources: gpuResources, nodes: map[string]*node{}, views: map[string]View{}, podNode: map[types.UID]string{}, binds: map[string]*sync.Mutex{}}
 }
 
 // GPUResources are the resources the store counts as GPUs.
@@ -48,7 +53,8 @@ func (s *Store) GPUResources() []corev1.ResourceName { return s.gpuResources }
 func (s *Store) entry(name string) *node {
 	n := s.nodes[name]
 	if n == nil {
-		n = &node{allocatableGPUs: -1, topoProblem: "no NodeTopology: is topolane-agent running on this node?",
+		name = strings.Clone(name) // not a piece of an informer's object
+		n = &node{name: name, allocatableGPUs: -1, topoProblem: "no NodeTopology: is topolane-agent running on this node?",
 			pods: map[types.UID]podUse{}, attachments: map[types.UID]v1alpha1.Attachment{}}
 		s.nodes[name] = n
 	}
@@ -67,7 +73,7 @@ func (s *Store) SetNode(n *corev1.Node) {
 			e.allocatableGPUs = max(e.allocatableGPUs, 0) + int(q.Value())
 		}
 	}
-	s.rebuild(n.Name, e)
+	s.rebuild(e)
 }
 
 // DeleteNode forgets a node and what is counted on it.
@@ -80,6 +86,7 @@ func (s *Store) DeleteNode(name string) {
 		}
 	}
 	delete(s.nodes, name)
+	delete(s.views, name)
 }
 
 // SetTopology records a node's NodeTopology, or why it cannot be used.
@@ -97,7 +104,7 @@ func (s *Store) SetTopology(name string, nt *v1alpha1.NodeTopology, problem erro
 			e.attachments[a.PodUID] = a
 		}
 	}
-	s.rebuild(name, e)
+	s.rebuild(e)
 }
 
 // DeleteTopology forgets a node's NodeTopology.
@@ -125,7 +132,7 @@ func (s *Store) SetPodInfo(pod *PodInfo) {
 	e := s.entry(nodeName)
 	e.pods[pod.UID] = use
 	s.podNode[pod.UID] = nodeName
-	s.rebuild(nodeName, e)
+	s.rebuild(e)
 }
 
 // DeletePod stops counting a pod.
@@ -143,17 +150,21 @@ func (s *Store) forget(uid types.UID) {
 	delete(s.podNode, uid)
 	if e := s.nodes[name]; e != nil {
 		delete(e.pods, uid)
-		s.rebuild(name, e)
+		s.rebuild(e)
 	}
 }
 
 // rebuild folds a node's pods into a new summary. The caller holds s.mu.
-func (s *Store) rebuild(name string, e *node) {
+func (s *Store) rebuild(e *node) {
 	e.summary, e.summaryErr = nil, nil
-	if e.topo == nil {
-		return
+	if e.topo != nil {
+		e.summary, e.summaryErr = placement.Summarize(e.topo, e.usage())
 	}
-	e.summary, e.summaryErr = placement.Summarize(e.topo, e.usage())
+	v := View{Known: e.exists, Summary: e.summary, Problem: e.topoProblem}
+	if e.summaryErr != nil {
+		v.Problem = "topology and reservations disagree: " + e.summaryErr.Error()
+	}
+	s.views[e.name] = v // the same key: assigning replaces a map's key too
 }
 
 // usage is what the node's pods hold: GPUs by request, devices by the agent's report where it

