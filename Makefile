@@ -13,19 +13,20 @@ STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 BIN := $(CURDIR)/bin
 FIXTURES := nodeagent/testdata/sysfs
 
-.PHONY: help build test unit e2e lint bench fuzz demo fixtures clean
+.PHONY: help build test unit e2e bench-test lint bench bench-placement bench-throughput fuzz demo discover fixtures clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
 
 build: ## build the binaries into bin/
 	go build -o $(BIN)/ ./nodeagent/cmd/... ./extender/cmd/...
 
-# The real kube-scheduler and API server tests live in their own module (k8s.io/kubernetes is
-# heavy); a cold build of it takes ~6 minutes on 2 cores.
+# The real kube-scheduler and API server tests, and the bench, live in modules of their own
+# (k8s.io/kubernetes is heavy); a cold build of it takes ~6 minutes on 2 cores, once for both.
 E2E := extender/e2e
+BENCH := bench
 
-test: lint unit e2e ## everything CI runs: lint, then every test (race detector on)
+test: lint unit e2e bench-test ## everything CI runs: lint, then every test (race detector on)
 
 unit: ## the tests of the main module
 	go test -race -count=1 ./...
@@ -33,11 +34,15 @@ unit: ## the tests of the main module
 e2e: ## the extender under the real kube-scheduler (and a real API server)
 	cd $(E2E) && go test -count=1 -timeout 15m ./...
 
+bench-test: ## the bench's tests, with a short run of each measurement
+	cd $(BENCH) && go test -count=1 -timeout 15m ./...
+
 # extender/e2e is vetted by `go test` as it compiles (a separate go vet there would compile
 # k8s.io/kubernetes a second time on a fresh machine).
 lint: $(STATICCHECK) ## go vet and staticcheck (pinned, installed into .tools/)
 	go vet ./...
 	$(STATICCHECK) ./...
+	cd $(BENCH) && $(STATICCHECK) ./...
 
 $(STATICCHECK):
 	mkdir -p $(TOOLS)
@@ -50,7 +55,16 @@ bench: ## benchmarks, 5 runs each (compare runs with benchstat)
 fuzz: ## fuzz the sysfs reader for 60s
 	go test ./nodeagent/internal/discovery -run '^$$' -fuzz FuzzSysfsAttributes -fuzztime 60s
 
-demo: ## discover the fixture machines (a DGX H100 and a two-socket PCIe server) and print their topology
+bench-placement: ## placement quality: topolane against two baselines on bench/scenarios/default.yaml; writes placement.svg
+	cd $(BENCH) && go run ./cmd/topolane-bench placement --plot $(CURDIR)/placement.svg
+
+bench-throughput: ## the real kube-scheduler on 5,000 simulated nodes, with and without the extender
+	cd $(BENCH) && go run ./cmd/topolane-bench throughput
+
+demo: ## a small cluster through the real kube-scheduler, with topolane's extender and without
+	cd $(BENCH) && go run ./cmd/topolane-bench demo
+
+discover: ## discover the fixture machines (a DGX H100 and a two-socket PCIe server) and print their topology
 	@for m in dgx-h100 pcie-server; do \
 		echo "== topolane-agent discover --sysfs-root $(FIXTURES)/$$m"; \
 		go run ./nodeagent/cmd/topolane-agent discover --sysfs-root $(FIXTURES)/$$m --node-name $$m || exit 1; \

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/topolane/topolane/extender/internal/extendertest"
+	"github.com/topolane/topolane/extender/extendertest"
 	extscheduler "github.com/topolane/topolane/extender/internal/scheduler"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 	"github.com/topolane/topolane/topology/placement"

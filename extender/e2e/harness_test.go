@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/topolane/topolane/extender/e2e/kubesched"
-	"github.com/topolane/topolane/extender/internal/extendertest"
+	"github.com/topolane/topolane/extender/extendertest"
 	extscheduler "github.com/topolane/topolane/extender/internal/scheduler"
 	"github.com/topolane/topolane/extender/internal/server"
 	"github.com/topolane/topolane/extender/internal/state"

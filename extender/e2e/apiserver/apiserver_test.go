@@ -14,7 +14,7 @@ import (
 	"k8s.io/kubernetes/test/integration/framework"
 
 	"github.com/topolane/topolane/extender/e2e/kubesched"
-	"github.com/topolane/topolane/extender/internal/extendertest"
+	"github.com/topolane/topolane/extender/extendertest"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 	"github.com/topolane/topolane/topology/placement"
 	"github.com/topolane/topolane/topology/topologytest"

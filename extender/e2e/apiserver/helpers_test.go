@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/topolane/topolane/extender/internal/extendertest"
+	"github.com/topolane/topolane/extender/extendertest"
 	extscheduler "github.com/topolane/topolane/extender/internal/scheduler"
 	"github.com/topolane/topolane/extender/internal/server"
 	"github.com/topolane/topolane/extender/internal/state"

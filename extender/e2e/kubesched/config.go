@@ -44,12 +44,15 @@ func LoadConfig(path, url string) (*schedulerapi.KubeSchedulerConfiguration, err
 }
 
 // Start runs a real kube-scheduler in-process until ctx ends: the shipped example configuration,
-// its extender pointed at url, its one profile named schedulerName. Pod backoff is cut to a
-// second so that tests do not wait on it.
+// its extender pointed at url (none when url is empty: the same scheduler without topolane), its
+// one profile named schedulerName. Pod backoff is cut to a second so that tests do not wait on it.
 func Start(ctx context.Context, client clientset.Interface, url, schedulerName string) error {
 	cfg, err := LoadConfig(ExamplePath, url)
 	if err != nil {
 		return err
+	}
+	if url == "" {
+		cfg.Extenders = nil
 	}
 	cfg.Profiles[0].SchedulerName = schedulerName
 	factory := scheduler.NewInformerFactory(client, 0, nil)

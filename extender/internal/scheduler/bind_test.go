@@ -13,7 +13,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
-	"github.com/topolane/topolane/extender/internal/extendertest"
+	"github.com/topolane/topolane/extender/extendertest"
 	"github.com/topolane/topolane/extender/internal/scheduler"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 	"github.com/topolane/topolane/topology/placement"

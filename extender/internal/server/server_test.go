@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
-	"github.com/topolane/topolane/extender/internal/extendertest"
+	"github.com/topolane/topolane/extender/extendertest"
 	"github.com/topolane/topolane/extender/internal/scheduler"
 	"github.com/topolane/topolane/extender/internal/server"
 	"github.com/topolane/topolane/extender/internal/state"

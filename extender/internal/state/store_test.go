@@ -6,7 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/topolane/topolane/extender/internal/extendertest"
+	"github.com/topolane/topolane/extender/extendertest"
 	"github.com/topolane/topolane/extender/internal/state"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 	"github.com/topolane/topolane/topology/placement"

@@ -51,8 +51,11 @@ func Pod(ns, name string, gpus int, annotations ...string) *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + ns + "-" + name), Annotations: map[string]string{}},
 		Spec: corev1.PodSpec{SchedulerName: "topolane-scheduler", Containers: []corev1.Container{{
 			Name: "worker", Image: "nccl-tests",
+			// Requests as the API server defaults them from limits: the fake clientset does not,
+			// and the scheduler counts requests.
 			Resources: corev1.ResourceRequirements{
-				Limits: corev1.ResourceList{GPU: *resource.NewQuantity(int64(gpus), resource.DecimalSI)},
+				Limits:   corev1.ResourceList{GPU: *resource.NewQuantity(int64(gpus), resource.DecimalSI)},
+				Requests: corev1.ResourceList{GPU: *resource.NewQuantity(int64(gpus), resource.DecimalSI)},
 			},
 		}}},
 	}

@@ -1,0 +1,194 @@
+// Package kube runs the real kube-scheduler in-process over a simulated cluster (client-go's
+// fake clientset), with topolane's extender served over HTTP, as the bench's throughput
+// measurement and demo need.
+package kube
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/topolane/topolane/bench/internal/scenario"
+	"github.com/topolane/topolane/extender/e2e/kubesched"
+	"github.com/topolane/topolane/extender/embedded"
+	"github.com/topolane/topolane/extender/extendertest"
+	"github.com/topolane/topolane/topology/apis/v1alpha1"
+	"github.com/topolane/topolane/topology/placement"
+)
+
+// Scheduler names of the two profiles: the same scheduler with and without the extender.
+const (
+	WithTopolane = "topolane-scheduler"
+	Plain        = "plain-scheduler"
+)
+
+// Namespace holds the pods.
+const Namespace = "bench"
+
+// Cluster is a simulated cluster with both schedulers and the extender running.
+type Cluster struct {
+	Client  *fake.Clientset
+	dyn     *dynamicfake.FakeDynamicClient
+	Latency *Latency
+	writes  int
+}
+
+// pace lets the watchers catch up after every few writes: the fake clientset's watch channels
+// hold 100 events and it panics when one is full.
+func (c *Cluster) pace() {
+	if c.writes++; c.writes%25 == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Start creates the nodes (NodeTopology first, then the Node: the scheduler retries pods on Node
+// events), then starts the extender and both schedulers; they run until ctx ends.
+func Start(ctx context.Context, nodes []scenario.Node) (*Cluster, error) {
+	c := &Cluster{Client: fake.NewClientset(), Latency: &Latency{by: map[string][]time.Duration{}},
+		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+			map[schema.GroupVersionResource]string{v1alpha1.GroupVersionResource: v1alpha1.Kind + "List"})}
+	extendertest.BindLikeTheAPIServer(c.Client)
+	for _, n := range nodes {
+		if err := c.addNode(ctx, n); err != nil {
+			return nil, err
+		}
+	}
+	ext := embedded.New(c.Client, embedded.Config{Weights: placement.DefaultWeights, NoPF: embedded.NoPFReject})
+	if err := ext.Watch(ctx, c.Client, c.dyn, time.Minute); err != nil {
+		return nil, fmt.Errorf("the extender's informers did not sync: %w", err)
+	}
+	srv := httptest.NewServer(c.Latency.wrap(ext.Handler()))
+	context.AfterFunc(ctx, srv.Close)
+	if err := kubesched.Start(ctx, c.Client, srv.URL, WithTopolane); err != nil {
+		return nil, err
+	}
+	if err := kubesched.Start(ctx, c.Client, "", Plain); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) addNode(ctx context.Context, n scenario.Node) error {
+	nt := extendertest.Topology(n.Name, n.Machine)
+	u, err := v1alpha1.ToUnstructured(nt)
+	if err == nil {
+		_, err = c.dyn.Resource(v1alpha1.GroupVersionResource).Create(ctx, u, metav1.CreateOptions{})
+	}
+	if err == nil {
+		_, err = c.Client.CoreV1().Nodes().Create(ctx, extendertest.Node(n.Name, nt.Status.GPUs), metav1.CreateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("creating node %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// CreatePod creates a pod for the job under the named scheduler.
+func (c *Cluster) CreatePod(ctx context.Context, job scenario.Job, schedulerName string) error {
+	var annotations []string
+	if job.NIC != "" {
+		annotations = []string{v1alpha1.AnnotationNIC, job.NIC}
+	}
+	pod := extendertest.Pod(Namespace, job.Name, job.GPUs, annotations...)
+	pod.Spec.SchedulerName = schedulerName
+	c.pace()
+	_, err := c.Client.CoreV1().Pods(Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	return err
+}
+
+// Pod reads a pod.
+func (c *Cluster) Pod(ctx context.Context, name string) (*corev1.Pod, error) {
+	return c.Client.CoreV1().Pods(Namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// WaitBound waits until the named pods are all bound, or ctx or timeout ends; it reports how
+// many are bound along the way and returns the count bound.
+func (c *Cluster) WaitBound(ctx context.Context, names []string, timeout time.Duration, progress func(bound int)) int {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	deadline := time.Now().Add(timeout)
+	bound := 0
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		pods, err := c.Client.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			bound = 0
+			for _, p := range pods.Items {
+				if want[p.Name] && p.Spec.NodeName != "" {
+					bound++
+				}
+			}
+		}
+		if progress != nil {
+			progress(bound)
+		}
+		if bound == len(names) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return bound
+}
+
+// DeleteAll deletes every pod (one by one: the fake clientset does not delete collections).
+func (c *Cluster) DeleteAll(ctx context.Context) error {
+	pods, err := c.Client.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, p := range pods.Items {
+		c.pace()
+		if err := c.Client.CoreV1().Pods(Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Latency records how long the extender took per verb, as the scheduler sees it from the
+// server's side of the HTTP connection.
+type Latency struct {
+	mu sync.Mutex
+	by map[string][]time.Duration
+}
+
+func (l *Latency) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		l.mu.Lock()
+		l.by[r.URL.Path] = append(l.by[r.URL.Path], time.Since(start))
+		l.mu.Unlock()
+	})
+}
+
+// Percentiles returns p50 and p99 of a verb ("/filter", "/prioritize", "/bind") and the count.
+func (l *Latency) Percentiles(verb string) (p50, p99 time.Duration, n int) {
+	l.mu.Lock()
+	d := slices.Clone(l.by[verb])
+	l.mu.Unlock()
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(d)
+	return d[len(d)/2], d[len(d)*99/100], len(d)
+}
+
+// Reset forgets the recorded latencies.
+func (l *Latency) Reset() {
+	l.mu.Lock()
+	clear(l.by)
+	l.mu.Unlock()
+}
