@@ -1,0 +1,117 @@
+package attach_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"testing"
+
+	"github.com/topolane/topolane/nodeagent/internal/attach"
+	"github.com/topolane/topolane/topology/topologytest"
+)
+
+const childEnv = "TOPOLANE_ATTACH_CHILD"
+
+// childJob is what the test binary, run again as the agent, is to do and where to die.
+type childJob struct {
+	Fixture   fixture        `json:"fixture"`
+	Request   attach.Request `json:"request"`
+	Op        string         `json:"op"` // add, or del (an ADD, then a DEL that is killed)
+	CrashOp   string         `json:"crashOp"`
+	CrashStep attach.Step    `json:"crashStep"`
+}
+
+// killedAtStep is the exit status of an agent killed by the hook.
+const killedAtStep = 3
+
+func child() int {
+	var job childJob
+	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &job); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	att := job.Fixture.attacher(topologytest.DGXH100().Node())
+	att.AfterStep = func(op string, s attach.Step) {
+		if op == job.CrashOp && s == job.CrashStep {
+			os.Exit(killedAtStep) // no deferred cleanup: as if killed
+		}
+	}
+	ctx := context.Background()
+	if _, err := att.Add(ctx, job.Request); err != nil {
+		fmt.Fprintln(os.Stderr, "ADD:", err)
+		return 1
+	}
+	if job.Op == "del" {
+		if err := att.Del(ctx, job.Request); err != nil {
+			fmt.Fprintln(os.Stderr, "DEL:", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// runKilled runs an agent that is killed after the step, and reports whether it was.
+func runKilled(t *testing.T, job childJob) bool {
+	t.Helper()
+	data, _ := json.Marshal(job)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv+"="+string(data))
+	out, err := cmd.CombinedOutput()
+	if exit, ok := err.(*exec.ExitError); ok && exit.ExitCode() == killedAtStep {
+		return true
+	}
+	if err != nil {
+		t.Fatalf("agent failed before step %s of %s: %v\n%s", job.CrashStep, job.CrashOp, err, out)
+	}
+	return false
+}
+
+// TestKilledAtEveryStep kills the agent after each step of ADD, and of DEL, for a PF, a VF and
+// a macvlan; a restarted agent's reconcile must leave the host as it was: names, MACs, aliases,
+// states, no IP reserved, no file, no journal, and nothing in the pod's namespace.
+func TestKilledAtEveryStep(t *testing.T) {
+	pods := []struct {
+		name        string
+		gpus        []int
+		annotations map[string]string
+	}{
+		{"pf", []int{0, 1, 2, 3, 4, 5, 6, 7}, nil},
+		{"vf", []int{0}, map[string]string{"topolane.io/nic": "vf"}},
+		{"macvlan", []int{1}, map[string]string{"topolane.io/nic": "vf"}}, // NIC1 has no VFs
+	}
+	for _, pod := range pods {
+		for _, op := range []string{"add", "del"} {
+			for step := attach.StepChosen; step <= attach.StepAccel; step++ {
+				t.Run(fmt.Sprintf("%s/%s/%s", pod.name, op, step), func(t *testing.T) {
+					e := newEnv(t)
+					e.addPod(pod.name, pod.gpus, pod.annotations)
+					podNS := e.newPodNS()
+					before := e.links(e.fx.HostNS)
+					killed := runKilled(t, childJob{Fixture: *e.fx, Request: e.request(pod.name, podNS), Op: op, CrashOp: op, CrashStep: step})
+					if !killed && op == "add" {
+						t.Fatalf("the agent was not killed after %s", step)
+					}
+					undone, err := e.fx.attacher(e.node).Reconcile(context.Background())
+					if err != nil {
+						t.Fatalf("reconcile: %v", err)
+					}
+					if op == "del" && killed && len(undone) != 1 {
+						t.Errorf("reconcile undid %v, want the interrupted DEL", undone)
+					}
+					if after := e.links(e.fx.HostNS); !slices.Equal(before, after) {
+						t.Errorf("host links changed:\nbefore %v\nafter  %v", before, after)
+					}
+					if left := e.links(podNS.Path()); len(left) != 1 { // lo
+						t.Errorf("left in the pod's namespace: %v", left)
+					}
+					if left := e.leftovers(); len(left) > 0 {
+						t.Errorf("left behind: %v", left)
+					}
+				})
+			}
+		}
+	}
+}

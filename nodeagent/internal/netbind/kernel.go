@@ -1,0 +1,239 @@
+// Package netbind is the agent's narrow window on the kernel's network stack: find a device by
+// the alias topolane gives it, move it between namespaces, rename it, set its MAC, addresses and
+// routes, bring it up or down, and set a VF's MAC through its PF. Netlink is the real thing;
+// tests run it on the kernel with a veth end standing in for a PF, and fake only SetVFMAC and
+// VFMAC, which need SR-IOV hardware.
+package netbind
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// Host names the agent's host namespace in calls that take a namespace.
+const Host = ""
+
+// Kernel is every network call the agent makes. ns is a network namespace's path (a pod's
+// netns), or Host.
+type Kernel interface {
+	// Find returns the name of the link with the given alias in ns, or "" if there is none.
+	Find(ns, alias string) (string, error)
+	// Link describes a link by name.
+	Link(ns, name string) (LinkState, error)
+	SetAlias(ns, name, alias string) error
+	SetUp(ns, name string, up bool) error
+	Rename(ns, name, newName string) error
+	// Move moves a link from one namespace to another, keeping its name.
+	Move(fromNS, name, toNS string) error
+	SetMAC(ns, name string, mac net.HardwareAddr) error
+	AddAddr(ns, name string, addr *net.IPNet) error
+	AddRoute(ns, name string, dst *net.IPNet, gw net.IP) error
+	// SetVFMAC sets VF vf's MAC through its PF, in the host namespace; VFMAC reads it.
+	SetVFMAC(pf string, vf int, mac net.HardwareAddr) error
+	VFMAC(pf string, vf int) (net.HardwareAddr, error)
+	// AddMacvlan creates a bridge-mode macvlan on parent in the host namespace.
+	AddMacvlan(parent, name string) error
+	// Delete deletes a (virtual) link.
+	Delete(ns, name string) error
+	// NamespaceExists says whether ns still names a network namespace.
+	NamespaceExists(ns string) bool
+}
+
+// LinkState is what the agent reads of a link.
+type LinkState struct {
+	Name  string
+	Alias string
+	MAC   net.HardwareAddr
+	Up    bool
+	Addrs []*net.IPNet
+}
+
+// Netlink is the Kernel of this machine. HostNS is the path of the host namespace; empty means
+// the agent's own.
+type Netlink struct {
+	HostNS string
+}
+
+// ErrNoNamespace is returned when a namespace path names no network namespace.
+var ErrNoNamespace = errors.New("network namespace does not exist")
+
+// handle opens a netlink handle in ns.
+func (k Netlink) handle(ns string) (*netlink.Handle, error) {
+	path := ns
+	if ns == Host {
+		if k.HostNS == "" {
+			return netlink.NewHandle()
+		}
+		path = k.HostNS
+	}
+	h, err := netns.GetFromPath(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", path, ErrNoNamespace)
+		}
+		return nil, fmt.Errorf("opening network namespace %s: %w", path, err)
+	}
+	defer h.Close()
+	return netlink.NewHandleAt(h)
+}
+
+// with runs fn with a handle in ns and the named link.
+func (k Netlink) with(ns, name string, fn func(h *netlink.Handle, l netlink.Link) error) error {
+	h, err := k.handle(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("link %s%s: %w", name, where(ns), err)
+	}
+	return fn(h, l)
+}
+
+func where(ns string) string {
+	if ns == Host {
+		return " in the host namespace"
+	}
+	return " in " + ns
+}
+
+func (k Netlink) Find(ns, alias string) (string, error) {
+	h, err := k.handle(ns)
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return "", fmt.Errorf("listing links%s: %w", where(ns), err)
+	}
+	for _, l := range links {
+		if l.Attrs().Alias == alias {
+			return l.Attrs().Name, nil
+		}
+	}
+	return "", nil
+}
+
+func (k Netlink) Link(ns, name string) (LinkState, error) {
+	var st LinkState
+	err := k.with(ns, name, func(h *netlink.Handle, l netlink.Link) error {
+		a := l.Attrs()
+		st = LinkState{Name: a.Name, Alias: a.Alias, MAC: a.HardwareAddr, Up: a.Flags&net.FlagUp != 0}
+		addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
+		for _, addr := range addrs {
+			if addr.IP.IsGlobalUnicast() {
+				st.Addrs = append(st.Addrs, addr.IPNet)
+			}
+		}
+		return err
+	})
+	return st, err
+}
+
+func (k Netlink) SetAlias(ns, name, alias string) error {
+	return k.with(ns, name, func(h *netlink.Handle, l netlink.Link) error { return h.LinkSetAlias(l, alias) })
+}
+
+func (k Netlink) SetUp(ns, name string, up bool) error {
+	return k.with(ns, name, func(h *netlink.Handle, l netlink.Link) error {
+		if up {
+			return h.LinkSetUp(l)
+		}
+		return h.LinkSetDown(l)
+	})
+}
+
+func (k Netlink) Rename(ns, name, newName string) error {
+	return k.with(ns, name, func(h *netlink.Handle, l netlink.Link) error { return h.LinkSetName(l, newName) })
+}
+
+func (k Netlink) Move(fromNS, name, toNS string) error {
+	target := toNS
+	if toNS == Host {
+		target = k.HostNS
+		if target == "" {
+			target = "/proc/self/ns/net"
+		}
+	}
+	to, err := netns.GetFromPath(target)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: %w", target, ErrNoNamespace)
+		}
+		return fmt.Errorf("opening network namespace %s: %w", target, err)
+	}
+	defer to.Close()
+	return k.with(fromNS, name, func(h *netlink.Handle, l netlink.Link) error { return h.LinkSetNsFd(l, int(to)) })
+}
+
+func (k Netlink) SetMAC(ns, name string, mac net.HardwareAddr) error {
+	return k.with(ns, name, func(h *netlink.Handle, l netlink.Link) error { return h.LinkSetHardwareAddr(l, mac) })
+}
+
+func (k Netlink) AddAddr(ns, name string, addr *net.IPNet) error {
+	return k.with(ns, name, func(h *netlink.Handle, l netlink.Link) error {
+		err := h.AddrAdd(l, &netlink.Addr{IPNet: addr})
+		if errors.Is(err, os.ErrExist) {
+			return nil // a retried ADD
+		}
+		return err
+	})
+}
+
+func (k Netlink) AddRoute(ns, name string, dst *net.IPNet, gw net.IP) error {
+	return k.with(ns, name, func(h *netlink.Handle, l netlink.Link) error {
+		err := h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Gw: gw})
+		if errors.Is(err, os.ErrExist) {
+			return nil
+		}
+		return err
+	})
+}
+
+func (k Netlink) SetVFMAC(pf string, vf int, mac net.HardwareAddr) error {
+	return k.with(Host, pf, func(h *netlink.Handle, l netlink.Link) error { return h.LinkSetVfHardwareAddr(l, vf, mac) })
+}
+
+func (k Netlink) VFMAC(pf string, vf int) (net.HardwareAddr, error) {
+	var mac net.HardwareAddr
+	err := k.with(Host, pf, func(_ *netlink.Handle, l netlink.Link) error {
+		for _, v := range l.Attrs().Vfs {
+			if v.ID == vf {
+				mac = v.Mac
+				return nil
+			}
+		}
+		return fmt.Errorf("PF %s reports no VF %d", pf, vf)
+	})
+	return mac, err
+}
+
+func (k Netlink) AddMacvlan(parent, name string) error {
+	return k.with(Host, parent, func(h *netlink.Handle, l netlink.Link) error {
+		mv := &netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: l.Attrs().Index}, Mode: netlink.MACVLAN_MODE_BRIDGE}
+		return h.LinkAdd(mv)
+	})
+}
+
+func (k Netlink) Delete(ns, name string) error {
+	return k.with(ns, name, func(h *netlink.Handle, l netlink.Link) error { return h.LinkDel(l) })
+}
+
+func (k Netlink) NamespaceExists(ns string) bool {
+	if ns == Host {
+		return true
+	}
+	h, err := netns.GetFromPath(ns)
+	if err != nil {
+		return false
+	}
+	h.Close()
+	return true
+}
