@@ -84,7 +84,7 @@ func (a *Attacher) Add(ctx context.Context, q Request) (*current.Result, error) 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := q.validate(true); err != nil {
-		return nil, err
+		return nil, coded(CodeEnv, err)
 	}
 	if r, ok, err := a.Journal.Load(q.ContainerID, q.IfName); err != nil {
 		return nil, err
@@ -116,15 +116,15 @@ func (a *Attacher) Add(ctx context.Context, q Request) (*current.Result, error) 
 func (a *Attacher) plan(ctx context.Context, q Request) (*Record, error) {
 	node := a.Topology()
 	if node == nil {
-		return nil, fmt.Errorf("the agent has not discovered this node's topology yet: retry shortly")
+		return nil, coded(CodeTryAgain, fmt.Errorf("the agent has not discovered this node's topology yet: retry shortly"))
 	}
 	network, typ, err := parseNetConf(q.NetConf)
 	if err != nil {
-		return nil, err
+		return nil, coded(CodeConfig, err)
 	}
 	pod, err := a.Pods.Get(ctx, q.PodNamespace, q.PodName)
 	if err != nil {
-		return nil, fmt.Errorf("pod %s: %w", q.key(), err)
+		return nil, coded(CodePod, fmt.Errorf("pod %s: %w", q.key(), err))
 	}
 	allocated, err := a.GPUs.Allocated(ctx)
 	if err != nil {
@@ -136,16 +136,16 @@ func (a *Attacher) plan(ctx context.Context, q Request) (*Record, error) {
 	}
 	d, err := decide(node, pod, q.key(), allocated, held)
 	if err != nil {
-		return nil, err
+		return nil, coded(CodeDevice, err)
 	}
 	r := &Record{ContainerID: q.ContainerID, IfName: q.IfName, Netns: q.Netns, Pod: q.key(), PodUID: pod.UID, Network: network,
 		NetConf: q.NetConf, CNIPath: q.CNIPath, IPAMType: typ, GPUs: d.gpus,
 		Kind: d.choice.Kind, NIC: d.choice.NIC, Device: d.choice.Device, Level: d.choice.Level.String(),
 		TempName: tempName(q), Alias: "topolane:" + q.ContainerID[:min(len(q.ContainerID), 24)] + ":" + q.IfName}
 	if err := a.names(node, r); err != nil {
-		return nil, err
+		return nil, coded(CodeDevice, err)
 	}
-	return r, a.readOriginals(r)
+	return r, coded(CodeDevice, a.readOriginals(r))
 }
 
 // names fills the device's host names from the topology.
@@ -248,6 +248,7 @@ func (a *Attacher) do(ctx context.Context, r *Record) error {
 		if err := s.run(); err != nil {
 			if s.step == StepIPAM {
 				r.Step = StepChosen // a failed IPAM ADD holds nothing (CNI spec): no DEL to ask for
+				return coded(CodeIPAM, err)
 			}
 			return fmt.Errorf("%s: %w", s.step, err)
 		}

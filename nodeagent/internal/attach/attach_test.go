@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/topolane/topolane/nodeagent/internal/attach"
+	"github.com/topolane/topolane/nodeagent/internal/attach/attachtest"
 )
 
 var ctx = context.Background()
@@ -35,18 +36,18 @@ func TestAddCheckDel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
 			e := newEnv(t)
-			e.addPod(tt.pod, tt.gpus, tt.annotations)
-			podNS := e.newPodNS()
-			before := e.links(e.fx.HostNS)
-			q := e.request(tt.pod, podNS)
-			res, err := e.att.Add(ctx, q)
+			e.AddPod(tt.pod, tt.gpus, tt.annotations)
+			podNS := e.NewPodNS()
+			before := e.Links(e.Fx.HostNS)
+			q := e.Request(tt.pod, podNS)
+			res, err := e.Att.Add(ctx, q)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(res.IPs) != 1 || !strings.HasPrefix(res.IPs[0].Address.String(), "10.77.0.") || res.Interfaces[0].Name != "net1" {
 				t.Errorf("result %+v", res)
 			}
-			h := e.handle(podNS.Path())
+			h := e.Handle(podNS.Path())
 			l, err := h.LinkByName("net1")
 			h.Close()
 			if err != nil || l.Attrs().Flags&1 == 0 {
@@ -57,30 +58,30 @@ func TestAddCheckDel(t *testing.T) {
 					t.Errorf("VF MAC %s is not derived from %s", mac, res.IPs[0].Address.IP)
 				}
 			}
-			if tt.hostName != "" && slices.ContainsFunc(e.links(e.fx.HostNS), func(s string) bool { return strings.HasPrefix(s, tt.hostName+" ") }) {
+			if tt.hostName != "" && slices.ContainsFunc(e.Links(e.Fx.HostNS), func(s string) bool { return strings.HasPrefix(s, tt.hostName+" ") }) {
 				t.Errorf("%s is still on the host", tt.hostName)
 			}
-			env, err := os.ReadFile(filepath.Join(e.fx.Dir, "pods", "uid-"+tt.pod, "accel.env"))
+			env, err := os.ReadFile(filepath.Join(e.Fx.Dir, "pods", "uid-"+tt.pod, "accel.env"))
 			if err != nil || !strings.Contains(string(env), "NCCL_SOCKET_IFNAME==net1\n") || !strings.Contains(string(env), "TOPOLANE_MODE="+tt.kind+"\n") || !strings.Contains(string(env), "NCCL_IB_HCA==mlx5_") {
 				t.Errorf("accel.env (%v):\n%s", err, env)
 			}
-			if err := e.att.Check(ctx, q); err != nil {
+			if err := e.Att.Check(ctx, q); err != nil {
 				t.Errorf("CHECK after ADD: %v", err)
 			}
-			again, err := e.att.Add(ctx, q)
+			again, err := e.Att.Add(ctx, q)
 			if err != nil || again.IPs[0].Address.String() != res.IPs[0].Address.String() {
 				t.Errorf("a repeated ADD: %v %v", again, err)
 			}
-			if err := e.att.Del(ctx, q); err != nil {
+			if err := e.Att.Del(ctx, q); err != nil {
 				t.Fatal(err)
 			}
-			if err := e.att.Del(ctx, q); err != nil {
+			if err := e.Att.Del(ctx, q); err != nil {
 				t.Errorf("a repeated DEL: %v", err)
 			}
-			if after := e.links(e.fx.HostNS); !slices.Equal(before, after) {
+			if after := e.Links(e.Fx.HostNS); !slices.Equal(before, after) {
 				t.Errorf("host links after DEL:\nbefore %v\nafter  %v", before, after)
 			}
-			if left := e.leftovers(); len(left) > 0 {
+			if left := e.Leftovers(); len(left) > 0 {
 				t.Errorf("left behind: %v", left)
 			}
 		})
@@ -90,23 +91,23 @@ func TestAddCheckDel(t *testing.T) {
 // TestCheckReportsDifferences breaks the attachment in two ways and expects CHECK to say both.
 func TestCheckReportsDifferences(t *testing.T) {
 	e := newEnv(t)
-	e.addPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
-	podNS := e.newPodNS()
-	q := e.request("p", podNS)
-	res, err := e.att.Add(ctx, q)
+	e.AddPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
+	podNS := e.NewPodNS()
+	q := e.Request("p", podNS)
+	res, err := e.Att.Add(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := e.handle(podNS.Path())
+	h := e.Handle(podNS.Path())
 	l, _ := h.LinkByName("net1")
 	_ = h.LinkSetDown(l)
 	_ = h.AddrDel(l, &netlink.Addr{IPNet: &res.IPs[0].Address})
 	h.Close()
-	err = e.att.Check(ctx, q)
+	err = e.Att.Check(ctx, q)
 	if err == nil || !strings.Contains(err.Error(), "net1 is down") || !strings.Contains(err.Error(), "address "+res.IPs[0].Address.String()+" is missing") {
 		t.Errorf("CHECK: %v", err)
 	}
-	if err := e.att.Del(ctx, q); err != nil {
+	if err := e.Att.Del(ctx, q); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -119,11 +120,11 @@ func TestConcurrentAdds(t *testing.T) {
 	devices := make([]string, n)
 	for i := range n {
 		name := string(rune('a' + i))
-		e.addPod(name, []int{0}, map[string]string{"topolane.io/nic": "vf"}) // all want the VFs near GPU0
-		podNS := e.newPodNS()
-		q := e.request(name, podNS)
+		e.AddPod(name, []int{0}, map[string]string{"topolane.io/nic": "vf"}) // all want the VFs near GPU0
+		podNS := e.NewPodNS()
+		q := e.Request(name, podNS)
 		wg.Go(func() {
-			res, err := e.att.Add(ctx, q)
+			res, err := e.Att.Add(ctx, q)
 			if err != nil {
 				t.Error(err)
 				return
@@ -141,11 +142,11 @@ func TestConcurrentAdds(t *testing.T) {
 // TestBadInput: every refusal says why and changes nothing.
 func TestBadInput(t *testing.T) {
 	e := newEnv(t)
-	e.addPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
-	e.addPod("bad-annotation", []int{0}, map[string]string{"topolane.io/nic": "fast"})
-	podNS := e.newPodNS()
-	before := e.links(e.fx.HostNS)
-	ok := e.request("p", podNS)
+	e.AddPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
+	e.AddPod("bad-annotation", []int{0}, map[string]string{"topolane.io/nic": "fast"})
+	podNS := e.NewPodNS()
+	before := e.Links(e.Fx.HostNS)
+	ok := e.Request("p", podNS)
 	tests := []struct {
 		name string
 		edit func(q *attach.Request)
@@ -165,23 +166,23 @@ func TestBadInput(t *testing.T) {
 	for _, tt := range tests {
 		q := ok
 		tt.edit(&q)
-		_, err := e.att.Add(ctx, q)
+		_, err := e.Att.Add(ctx, q)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want an error saying %q", tt.name, err, tt.want)
 		}
-		if after := e.links(e.fx.HostNS); !slices.Equal(before, after) {
+		if after := e.Links(e.Fx.HostNS); !slices.Equal(before, after) {
 			t.Errorf("%s changed the host: %v", tt.name, after)
 		}
-		if left := e.leftovers(); len(left) > 0 {
+		if left := e.Leftovers(); len(left) > 0 {
 			t.Errorf("%s left: %v", tt.name, left)
 		}
 	}
 	// A device someone else took: the VF is no longer on the host.
-	h := e.handle(e.fx.HostNS)
+	h := e.Handle(e.Fx.HostNS)
 	l, _ := h.LinkByName("enp26s0np0v0")
 	_ = h.LinkSetName(l, "stolen0")
 	h.Close()
-	if _, err := e.att.Add(ctx, ok); err == nil || !strings.Contains(err.Error(), "not in the host namespace") {
+	if _, err := e.Att.Add(ctx, ok); err == nil || !strings.Contains(err.Error(), "not in the host namespace") {
 		t.Errorf("taken device: %v", err)
 	}
 }
@@ -190,24 +191,24 @@ func TestBadInput(t *testing.T) {
 // reconcile succeed and release the rest.
 func TestNamespaceGone(t *testing.T) {
 	e := newEnv(t)
-	e.addPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
-	podNS := e.newPodNS()
-	q := e.request("p", podNS)
-	if _, err := e.att.Add(ctx, q); err != nil {
+	e.AddPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
+	podNS := e.NewPodNS()
+	q := e.Request("p", podNS)
+	if _, err := e.Att.Add(ctx, q); err != nil {
 		t.Fatal(err)
 	}
 	podNS.Close()
-	if err := unmount(podNS.Path()); err != nil {
+	if err := attachtest.Unmount(podNS.Path()); err != nil {
 		t.Fatal(err)
 	}
-	undone, err := e.fx.attacher(e.node).Reconcile(ctx)
+	undone, err := e.Fx.Attacher(e.Node).Reconcile(ctx)
 	if err != nil || len(undone) != 1 {
 		t.Fatalf("reconcile: %v %v", undone, err)
 	}
-	if err := e.att.Del(ctx, q); err != nil {
+	if err := e.Att.Del(ctx, q); err != nil {
 		t.Errorf("DEL after the namespace went: %v", err)
 	}
-	if left := e.leftovers(); len(left) > 0 {
+	if left := e.Leftovers(); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
 	}
 }
@@ -215,24 +216,24 @@ func TestNamespaceGone(t *testing.T) {
 // TestThousandCycles runs 1,000 ADD/DEL cycles: no link, file descriptor or goroutine may leak.
 func TestThousandCycles(t *testing.T) {
 	e := newEnv(t)
-	e.addPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
-	podNS := e.newPodNS()
-	q := e.request("p", podNS)
+	e.AddPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
+	podNS := e.NewPodNS()
+	q := e.Request("p", podNS)
 	cycle := func() {
-		if _, err := e.att.Add(ctx, q); err != nil {
+		if _, err := e.Att.Add(ctx, q); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.att.Del(ctx, q); err != nil {
+		if err := e.Att.Del(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
 	cycle() // warm up: lazily opened descriptors and started goroutines are not leaks
-	links, fds, goroutines := e.links(e.fx.HostNS), openFDs(t), runtime.NumGoroutine()
+	links, fds, goroutines := e.Links(e.Fx.HostNS), openFDs(t), runtime.NumGoroutine()
 	for range 1000 {
 		cycle()
 	}
 	time.Sleep(100 * time.Millisecond) // let exited plugin processes' reapers finish
-	if after := e.links(e.fx.HostNS); !slices.Equal(links, after) {
+	if after := e.Links(e.Fx.HostNS); !slices.Equal(links, after) {
 		t.Errorf("links: %v, then %v", links, after)
 	}
 	if after := openFDs(t); after > fds {
@@ -241,7 +242,7 @@ func TestThousandCycles(t *testing.T) {
 	if after := runtime.NumGoroutine(); after > goroutines {
 		t.Errorf("goroutines: %d, then %d", goroutines, after)
 	}
-	if left := e.leftovers(); len(left) > 0 {
+	if left := e.Leftovers(); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
 	}
 }

@@ -10,17 +10,17 @@ import (
 // every step journaled with fsync. Budget: p50 ≤ 10 ms, p99 ≤ 50 ms each.
 func BenchmarkAddDel(b *testing.B) {
 	e := newEnv(b)
-	e.addPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
-	podNS := e.newPodNS()
-	q := e.request("p", podNS)
+	e.AddPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
+	podNS := e.NewPodNS()
+	q := e.Request("p", podNS)
 	var adds, dels []time.Duration
 	for b.Loop() {
 		start := time.Now()
-		if _, err := e.att.Add(ctx, q); err != nil {
+		if _, err := e.Att.Add(ctx, q); err != nil {
 			b.Fatal(err)
 		}
 		mid := time.Now()
-		if err := e.att.Del(ctx, q); err != nil {
+		if err := e.Att.Del(ctx, q); err != nil {
 			b.Fatal(err)
 		}
 		adds, dels = append(adds, mid.Sub(start)), append(dels, time.Since(mid))

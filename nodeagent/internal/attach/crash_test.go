@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/topolane/topolane/nodeagent/internal/attach"
+	"github.com/topolane/topolane/nodeagent/internal/attach/attachtest"
 	"github.com/topolane/topolane/topology/topologytest"
 )
 
@@ -17,11 +18,11 @@ const childEnv = "TOPOLANE_ATTACH_CHILD"
 
 // childJob is what the test binary, run again as the agent, is to do and where to die.
 type childJob struct {
-	Fixture   fixture        `json:"fixture"`
-	Request   attach.Request `json:"request"`
-	Op        string         `json:"op"` // add, or del (an ADD, then a DEL that is killed)
-	CrashOp   string         `json:"crashOp"`
-	CrashStep attach.Step    `json:"crashStep"`
+	Fixture   attachtest.Fixture `json:"fixture"`
+	Request   attach.Request     `json:"request"`
+	Op        string             `json:"op"` // add, or del (an ADD, then a DEL that is killed)
+	CrashOp   string             `json:"crashOp"`
+	CrashStep attach.Step        `json:"crashStep"`
 }
 
 // killedAtStep is the exit status of an agent killed by the hook.
@@ -33,7 +34,7 @@ func child() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	att := job.Fixture.attacher(topologytest.DGXH100().Node())
+	att := job.Fixture.Attacher(topologytest.DGXH100().Node())
 	att.AfterStep = func(op string, s attach.Step) {
 		if op == job.CrashOp && s == job.CrashStep {
 			os.Exit(killedAtStep) // no deferred cleanup: as if killed
@@ -87,27 +88,27 @@ func TestKilledAtEveryStep(t *testing.T) {
 			for step := attach.StepChosen; step <= attach.StepAccel; step++ {
 				t.Run(fmt.Sprintf("%s/%s/%s", pod.name, op, step), func(t *testing.T) {
 					e := newEnv(t)
-					e.addPod(pod.name, pod.gpus, pod.annotations)
-					podNS := e.newPodNS()
-					before := e.links(e.fx.HostNS)
-					killed := runKilled(t, childJob{Fixture: *e.fx, Request: e.request(pod.name, podNS), Op: op, CrashOp: op, CrashStep: step})
+					e.AddPod(pod.name, pod.gpus, pod.annotations)
+					podNS := e.NewPodNS()
+					before := e.Links(e.Fx.HostNS)
+					killed := runKilled(t, childJob{Fixture: *e.Fx, Request: e.Request(pod.name, podNS), Op: op, CrashOp: op, CrashStep: step})
 					if !killed && op == "add" {
 						t.Fatalf("the agent was not killed after %s", step)
 					}
-					undone, err := e.fx.attacher(e.node).Reconcile(context.Background())
+					undone, err := e.Fx.Attacher(e.Node).Reconcile(context.Background())
 					if err != nil {
 						t.Fatalf("reconcile: %v", err)
 					}
 					if op == "del" && killed && len(undone) != 1 {
 						t.Errorf("reconcile undid %v, want the interrupted DEL", undone)
 					}
-					if after := e.links(e.fx.HostNS); !slices.Equal(before, after) {
+					if after := e.Links(e.Fx.HostNS); !slices.Equal(before, after) {
 						t.Errorf("host links changed:\nbefore %v\nafter  %v", before, after)
 					}
-					if left := e.links(podNS.Path()); len(left) != 1 { // lo
+					if left := e.Links(podNS.Path()); len(left) != 1 { // lo
 						t.Errorf("left in the pod's namespace: %v", left)
 					}
-					if left := e.leftovers(); len(left) > 0 {
+					if left := e.Leftovers(); len(left) > 0 {
 						t.Errorf("left behind: %v", left)
 					}
 				})

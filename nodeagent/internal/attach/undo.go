@@ -22,7 +22,7 @@ func (a *Attacher) Del(ctx context.Context, q Request) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if q.ContainerID == "" || q.IfName == "" {
-		return fmt.Errorf("DEL needs CNI_CONTAINERID and CNI_IFNAME")
+		return coded(CodeEnv, fmt.Errorf("DEL needs CNI_CONTAINERID and CNI_IFNAME"))
 	}
 	r, ok, err := a.Journal.Load(q.ContainerID, q.IfName)
 	if err != nil || !ok {
@@ -162,7 +162,7 @@ func (a *Attacher) Check(ctx context.Context, q Request) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := q.validate(true); err != nil {
-		return err
+		return coded(CodeEnv, err)
 	}
 	r, ok, err := a.Journal.Load(q.ContainerID, q.IfName)
 	switch {

@@ -1,0 +1,250 @@
+// Package attachtest is the kernel fixture of the attach tests: a throwaway host namespace in
+// which every RDMA NIC and VF of the DGX H100 fixture is a veth end of its name, pods and their
+// GPUs, the real host-local IPAM plugin, and the two SR-IOV calls faked in a file.
+package attachtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/testutils"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/topolane/topolane/nodeagent/internal/attach"
+	"github.com/topolane/topolane/nodeagent/internal/netbind"
+	"github.com/topolane/topolane/topology"
+	"github.com/topolane/topolane/topology/topologytest"
+)
+
+// fixture is the DGX H100 fixture: every RDMA NIC and VF is a veth end of that name in a
+// throwaway host namespace.
+type Fixture struct {
+	HostNS string                `json:"hostNS"`
+	Dir    string                `json:"dir"`
+	Pods   map[string]attach.Pod `json:"pods"`
+	GPUs   map[string][]string   `json:"gpus"`
+}
+
+type Env struct {
+	T       testing.TB
+	Fx      *Fixture
+	Host    ns.NetNS
+	Att     *attach.Attacher
+	Node    *topology.Node
+	cniPath string
+}
+
+func New(t testing.TB, cniPath string) *Env {
+	t.Helper()
+	host, err := testutils.NewNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close(); _ = testutils.UnmountNS(host) })
+	e := &Env{T: t, Host: host, Node: topologytest.DGXH100().Node(), cniPath: cniPath,
+		Fx: &Fixture{HostNS: host.Path(), Dir: t.TempDir(), Pods: map[string]attach.Pod{}, GPUs: map[string][]string{}}}
+	h := e.Handle(host.Path())
+	defer h.Close()
+	for i, name := range deviceNames(e.Node) {
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, HardwareAddr: net.HardwareAddr{0x0e, 0, 0, 0, 1, byte(i)}}, PeerName: fmt.Sprintf("peer%d", i)}
+		if err := h.LinkAdd(veth); err != nil {
+			t.Fatalf("creating veth %s: %v", name, err)
+		}
+		if i%3 != 2 { // most up, some down: DEL must restore either
+			l, _ := h.LinkByName(name)
+			_ = h.LinkSetUp(l)
+		}
+	}
+	e.Att = e.Fx.Attacher(e.Node)
+	return e
+}
+
+// deviceNames are the netdevs of the fixture's RDMA NICs and their VFs.
+func deviceNames(node *topology.Node) []string {
+	var names []string
+	for _, nic := range node.NICs {
+		if !nic.RDMA() {
+			continue
+		}
+		names = append(names, nic.Name)
+		if nic.SRIOV != nil {
+			for _, vf := range nic.SRIOV.VFs {
+				names = append(names, vf.Name)
+			}
+		}
+	}
+	return names
+}
+
+func (e *Env) Handle(path string) *netlink.Handle {
+	e.T.Helper()
+	nsh, err := netns.GetFromPath(path)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return h
+}
+
+// attacher builds the agent's attacher over the fixture, as a restarted agent would.
+func (fx *Fixture) Attacher(node *topology.Node) *attach.Attacher {
+	return &attach.Attacher{
+		Kernel:   Kernel{Netlink: netbind.Netlink{HostNS: fx.HostNS}, vfFile: filepath.Join(fx.Dir, "vf-macs.json")},
+		Journal:  attach.Journal{Dir: filepath.Join(fx.Dir, "journal")},
+		AccelDir: filepath.Join(fx.Dir, "pods"),
+		Topology: func() *topology.Node { return node },
+		Pods:     FakePods(fx.Pods),
+		GPUs:     FakeGPUs(fx.GPUs),
+	}
+}
+
+// testKernel is the real kernel except the two calls that need SR-IOV hardware, kept in a file
+// so that a killed and restarted agent sees what was set.
+type Kernel struct {
+	netbind.Netlink
+	vfFile string
+}
+
+var vfMu sync.Mutex
+
+func (k Kernel) vfMACs() map[string]string {
+	m := map[string]string{}
+	data, _ := os.ReadFile(k.vfFile)
+	_ = json.Unmarshal(data, &m)
+	return m
+}
+
+func (k Kernel) SetVFMAC(pf string, vf int, mac net.HardwareAddr) error {
+	vfMu.Lock()
+	defer vfMu.Unlock()
+	m := k.vfMACs()
+	m[fmt.Sprintf("%s/%d", pf, vf)] = mac.String()
+	data, _ := json.Marshal(m)
+	return os.WriteFile(k.vfFile, data, 0o600)
+}
+
+func (k Kernel) VFMAC(pf string, vf int) (net.HardwareAddr, error) {
+	vfMu.Lock()
+	defer vfMu.Unlock()
+	if mac, ok := k.vfMACs()[fmt.Sprintf("%s/%d", pf, vf)]; ok {
+		return net.ParseMAC(mac)
+	}
+	return net.HardwareAddr{0x0e, 0xf0, 0, 0, byte(len(pf)), byte(vf)}, nil // what the PF reports before anyone set it
+}
+
+type FakePods map[string]attach.Pod
+
+func (p FakePods) Get(_ context.Context, namespace, name string) (attach.Pod, error) {
+	pod, ok := p[namespace+"/"+name]
+	if !ok {
+		return attach.Pod{}, fmt.Errorf("pods %q not found", name)
+	}
+	return pod, nil
+}
+
+type FakeGPUs map[string][]string
+
+func (g FakeGPUs) Allocated(context.Context) (map[string][]string, error) { return g, nil }
+
+// addPod registers a pod with the given GPUs (indexes into the fixture's GPUs).
+func (e *Env) AddPod(name string, gpus []int, annotations map[string]string) {
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	e.Fx.Pods["train/"+name] = attach.Pod{UID: "uid-" + name, Annotations: annotations}
+	var ids []string
+	for _, g := range gpus {
+		ids = append(ids, e.Node.GPUs[g].PCIAddress)
+	}
+	e.Fx.GPUs["train/"+name] = ids
+}
+
+func (e *Env) NetConf() []byte {
+	return []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"rdma","type":"topolane","ipam":{"type":"host-local","subnet":"10.77.0.0/24","dataDir":%q}}`,
+		filepath.Join(e.Fx.Dir, "ipam")))
+}
+
+// request is an ADD/DEL request for a pod into a fresh namespace (or podNS).
+func (e *Env) Request(pod string, podNS ns.NetNS) attach.Request {
+	return attach.Request{ContainerID: "c-" + pod, Netns: podNS.Path(), IfName: "net1", PodNamespace: "train", PodName: pod,
+		NetConf: e.NetConf(), CNIPath: []string{e.cniPath}}
+}
+
+func (e *Env) NewPodNS() ns.NetNS {
+	e.T.Helper()
+	p, err := testutils.NewNS()
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	e.T.Cleanup(func() { p.Close(); _ = testutils.UnmountNS(p) })
+	return p
+}
+
+// links describes every link of a namespace: name, alias, MAC, up.
+func (e *Env) Links(path string) []string {
+	h := e.Handle(path)
+	defer h.Close()
+	ls, err := h.LinkList()
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	var out []string
+	for _, l := range ls {
+		a := l.Attrs()
+		out = append(out, fmt.Sprintf("%s alias=%q mac=%s up=%v", a.Name, a.Alias, a.HardwareAddr, a.Flags&net.FlagUp != 0))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// leftovers lists what an attachment may leave: journal records, acceleration configs, IP
+// reservations, VF MACs that differ from the PF's defaults.
+func (e *Env) Leftovers() []string {
+	var out []string
+	for _, glob := range []string{"journal/*", "pods/*", "ipam/*/10.*"} {
+		m, _ := filepath.Glob(filepath.Join(e.Fx.Dir, glob))
+		out = append(out, m...)
+	}
+	k := e.Att.Kernel.(Kernel)
+	for key, mac := range k.vfMACs() {
+		pf, vf, _ := strings.Cut(key, "/")
+		var idx int
+		fmt.Sscan(vf, &idx)
+		if want := (net.HardwareAddr{0x0e, 0xf0, 0, 0, byte(len(pf)), byte(idx)}).String(); mac != want {
+			out = append(out, "VF MAC "+key+"="+mac)
+		}
+	}
+	return out
+}
+
+func Unmount(path string) error {
+	if err := syscall.Unmount(path, syscall.MNT_DETACH); err != nil {
+		return err
+	}
+	return os.Remove(path)
+}
+
+// BuildHostLocal builds the real host-local IPAM plugin into dir.
+func BuildHostLocal(dir string) error {
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "host-local"), "github.com/containernetworking/plugins/plugins/ipam/host-local").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("building host-local: %v\n%s", err, out)
+	}
+	return nil
+}
