@@ -1,4 +1,5 @@
-// Command topolane-agent is topolane's node agent. `discover` prints what it finds on the node.
+// Command topolane-agent is topolane's node agent: `run` is the DaemonSet's daemon, `discover`
+// prints what it finds on the node.
 package main
 
 import (
@@ -10,9 +11,11 @@ import (
 const usage = `topolane-agent: topolane's node agent
 
 Usage:
+  topolane-agent run [--node-name NAME] [--kubeconfig FILE] [flags]   (-h for the flags)
   topolane-agent discover [--sysfs-root DIR] [-o table|json] [--node-name NAME]
 
 Commands:
+  run        discover and publish the node, serve the topolane-cni plugin, return devices on restart
   discover   print the node's GPUs and NICs and how near each pair is, like nvidia-smi topo -m
 `
 
@@ -29,6 +32,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "discover":
 		return discoverCmd(args[1:], stdout, stderr)
+	case "run":
+		return runCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

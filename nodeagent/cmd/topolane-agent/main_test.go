@@ -11,14 +11,14 @@ import (
 
 const fixtures = "../../testdata/sysfs/"
 
-func runAgent(args ...string) (code int, stdout, stderr string) {
+func runCLI(args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
 	code = run(args, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
 func TestDiscoverTable(t *testing.T) {
-	code, out, errOut := runAgent("discover", "--sysfs-root", fixtures+"dgx-h100", "--node-name", "dgx-1")
+	code, out, errOut := runCLI("discover", "--sysfs-root", fixtures+"dgx-h100", "--node-name", "dgx-1")
 	if code != 0 || errOut != "" {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
@@ -35,7 +35,7 @@ func TestDiscoverTable(t *testing.T) {
 }
 
 func TestDiscoverJSON(t *testing.T) {
-	code, out, _ := runAgent("discover", "--sysfs-root", fixtures+"pcie-server", "-o", "json", "--node-name", "n1")
+	code, out, _ := runCLI("discover", "--sysfs-root", fixtures+"pcie-server", "-o", "json", "--node-name", "n1")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
@@ -63,8 +63,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"discover", "extra"}, 2, "no arguments"},
 		{[]string{"discover", "--nope"}, 2, "flag provided but not defined"},
 		{[]string{"discover", "--sysfs-root", "/nonexistent"}, 1, "does not look like sysfs (no bus/pci): pass --sysfs-root the sysfs mount"},
+		{[]string{"run", "--node-name", ""}, 2, "--node-name is empty"},
+		{[]string{"run", "--period", "1ms"}, 2, "too short"},
+		{[]string{"run", "extra"}, 2, "unexpected arguments"},
+		{[]string{"run", "--kubeconfig", "/nonexistent/kubeconfig"}, 1, "loading the Kubernetes client config"},
 	} {
-		code, _, errOut := runAgent(tt.args...)
+		code, _, errOut := runCLI(tt.args...)
 		if code != tt.code || !strings.Contains(errOut, tt.want) {
 			t.Errorf("%q: exit %d, stderr %q; want exit %d and %q", tt.args, code, errOut, tt.code, tt.want)
 		}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/topolane/topolane/nodeagent/internal/agent"
+	"github.com/topolane/topolane/nodeagent/internal/attach"
+	"github.com/topolane/topolane/nodeagent/internal/cniserver"
+	"github.com/topolane/topolane/nodeagent/internal/kubelet"
+	"github.com/topolane/topolane/nodeagent/internal/netbind"
+	"github.com/topolane/topolane/nodeagent/internal/publish"
+	"github.com/topolane/topolane/nodeagent/internal/sysfs"
+	"github.com/topolane/topolane/topology"
+)
+
+type runOptions struct {
+	nodeName, kubeconfig, sysfsRoot, socket, stateDir, accelDir, podResources, gpuResources, listen string
+	period                                                                                          time.Duration
+}
+
+func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
+	var o runOptions
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.nodeName, "node-name", defaultNodeName(), "this node's name (default: $NODE_NAME, else the hostname)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file; empty in a pod (in-cluster config)")
+	fs.StringVar(&o.sysfsRoot, "sysfs-root", sysfs.DefaultRoot, "where sysfs is mounted")
+	fs.StringVar(&o.socket, "socket", cniserver.DefaultSocket, "unix socket the topolane-cni plugin calls")
+	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/topolane", "the attachment journal (must survive agent restarts: a hostPath)")
+	fs.StringVar(&o.accelDir, "accel-dir", "/run/topolane/pods", "where pods' acceleration configs are written (a hostPath pods mount)")
+	fs.StringVar(&o.podResources, "pod-resources-socket", kubelet.DefaultSocket, "kubelet's PodResources socket")
+	fs.StringVar(&o.gpuResources, "gpu-resources", "nvidia.com/gpu", "extended resources that are GPUs, comma-separated")
+	fs.StringVar(&o.listen, "listen", ":9109", "address of /healthz, /readyz and /metrics")
+	fs.DurationVar(&o.period, "period", 5*time.Minute, "how often to discover the node again")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case o.nodeName == "":
+		return o, fmt.Errorf("--node-name is empty: set it, or NODE_NAME from the downward API (spec.nodeName)")
+	case o.period < time.Second:
+		return o, fmt.Errorf("--period %v is too short: want at least 1s", o.period)
+	}
+	return o, nil
+}
+
+func runCmd(args []string, _, stderr io.Writer) int {
+	o, err := parseRunFlags(args, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "topolane-agent run: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := runAgent(ctx, o); err != nil {
+		fmt.Fprintf(stderr, "topolane-agent run: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runAgent returns devices left by a crash or by pods that ended, discovers and publishes the
+// node, then serves the CNI plugin and health until ctx ends.
+func runAgent(ctx context.Context, o runOptions) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("loading the Kubernetes client config (pass --kubeconfig outside a cluster): %w", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a := &agent.Agent{Client: client, Metrics: agent.NewMetrics(reg),
+		Publisher: &publish.Publisher{Client: client, Dyn: dyn, NodeName: o.nodeName},
+		Discover:  func() (*topology.Node, error) { return discoverLogged(ctx, o) }}
+	a.Attacher = &attach.Attacher{Kernel: netbind.Netlink{}, Journal: attach.Journal{Dir: filepath.Join(o.stateDir, "journal")},
+		AccelDir: o.accelDir, Topology: a.Topology, Pods: agent.APIPods{Client: client}, Reporter: a,
+		GPUs: kubelet.PodResources{Socket: o.podResources, Resources: splitList(o.gpuResources)}}
+	logger := klog.FromContext(ctx)
+	undone, err := a.Attacher.Reconcile(ctx)
+	for _, u := range undone {
+		logger.Info("Returned a device to the host", "attachment", u)
+	}
+	if err != nil {
+		logger.Error(err, "Some devices could not be returned to the host; the journal keeps them for the next start")
+	}
+	if err := a.Refresh(ctx); err != nil {
+		logger.Error(err, "First discovery and publication failed; retrying every period")
+	}
+	go a.Run(ctx, o.period)
+	return serveAll(ctx, o, a, reg)
+}
+
+func discoverLogged(ctx context.Context, o runOptions) (*topology.Node, error) {
+	res, err := discover(o.sysfsRoot, o.nodeName)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range res.Warnings {
+		klog.FromContext(ctx).Info("Discovery warning", "warning", w)
+	}
+	return res.Node, nil
+}
+
+// serveAll serves the CNI socket and the health endpoint until ctx ends, then shuts both down.
+func serveAll(ctx context.Context, o runOptions, a *agent.Agent, reg *prometheus.Registry) error {
+	sock, err := cniserver.Listen(o.socket)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", o.socket, err)
+	}
+	health := http.NewServeMux()
+	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := a.Ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	health.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	servers := []*http.Server{
+		{Handler: cniserver.Handler(a.Attacher, a.Ready, a.Metrics.Observe), ReadHeaderTimeout: 5 * time.Second},
+		{Addr: o.listen, Handler: health, ReadHeaderTimeout: 5 * time.Second},
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- servers[0].Serve(sock) }()
+	go func() { errs <- servers[1].ListenAndServe() }()
+	klog.FromContext(ctx).Info("Serving", "socket", o.socket, "health", o.listen)
+	select {
+	case err = <-errs:
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second) // let a running ADD finish
+	defer cancel()
+	for _, s := range servers {
+		if serr := s.Shutdown(shutdown); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,176 @@
+// Package agent is topolane-agent's daemon: it discovers the node on start and on a period,
+// publishes its NodeTopology when it changes, serves the CNI plugin's calls through the
+// attacher, and reports attachments on the pod and in the NodeTopology.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	"github.com/topolane/topolane/nodeagent/internal/attach"
+	"github.com/topolane/topolane/nodeagent/internal/publish"
+	"github.com/topolane/topolane/topology"
+	"github.com/topolane/topolane/topology/apis/v1alpha1"
+)
+
+// AnnotationAttachment is what the agent bound into a pod.
+const AnnotationAttachment = "topolane.io/attachment"
+
+// Agent ties discovery, the attacher and publishing together.
+type Agent struct {
+	Client    kubernetes.Interface
+	Publisher *publish.Publisher
+	Attacher  *attach.Attacher
+	Discover  func() (*topology.Node, error)
+	Metrics   *Metrics
+
+	topo      atomic.Pointer[topology.Node]
+	published atomic.Bool
+}
+
+// Topology is the node as last discovered, nil before the first discovery.
+func (a *Agent) Topology() *topology.Node { return a.topo.Load() }
+
+// Ready says whether the agent can serve ADDs: discovered and published.
+func (a *Agent) Ready() error {
+	if a.topo.Load() == nil || !a.published.Load() {
+		return errNotReady
+	}
+	return nil
+}
+
+type notReady struct{}
+
+func (notReady) Error() string {
+	return "topolane-agent has not discovered and published this node's topology yet"
+}
+
+var errNotReady error = notReady{}
+
+// Refresh discovers the node and publishes it with the current attachments.
+func (a *Agent) Refresh(ctx context.Context) error {
+	node, err := a.Discover()
+	if err != nil {
+		return err
+	}
+	a.topo.Store(node)
+	return a.publish(ctx)
+}
+
+func (a *Agent) publish(ctx context.Context) error {
+	node := a.topo.Load()
+	if node == nil {
+		return nil
+	}
+	atts, err := a.attachments()
+	if err != nil {
+		return err
+	}
+	changed, err := a.Publisher.Publish(ctx, node, atts)
+	if err != nil {
+		return err
+	}
+	a.published.Store(true)
+	if a.Metrics != nil {
+		a.Metrics.bound.Set(float64(len(atts)))
+	}
+	if changed {
+		klog.FromContext(ctx).Info("Published the node's topology", "gpus", len(node.GPUs), "nics", len(node.NICs), "attachments", len(atts))
+	}
+	return nil
+}
+
+// attachments are the journal's finished attachments.
+func (a *Agent) attachments() ([]v1alpha1.Attachment, error) {
+	records, err := a.Attacher.Journal.All()
+	if err != nil {
+		return nil, err
+	}
+	out := []v1alpha1.Attachment{}
+	for _, r := range records {
+		if r.Step == attach.StepDone && !r.Deleting {
+			out = append(out, v1alpha1.Attachment{Pod: r.Pod, PodUID: types.UID(r.PodUID), Kind: r.Kind, NIC: r.NIC, Device: r.Device})
+		}
+	}
+	return out, nil
+}
+
+// Run refreshes every period until ctx ends; failures are logged and retried.
+func (a *Agent) Run(ctx context.Context, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.Refresh(ctx); err != nil {
+				klog.FromContext(ctx).Error(err, "Refreshing the node's topology; retrying next period")
+			}
+		}
+	}
+}
+
+// attachmentNote is the pod's topolane.io/attachment annotation.
+type attachmentNote struct {
+	Interface string `json:"interface"`
+	Kind      string `json:"kind"`
+	NIC       string `json:"nic"`
+	Device    string `json:"device"`
+	RDMA      string `json:"rdmaDevice,omitempty"`
+	Level     string `json:"level"`
+}
+
+// Attached annotates the pod, records an event and republishes. Reporting failures are logged:
+// the pod has its device either way.
+func (a *Agent) Attached(ctx context.Context, r *attach.Record) {
+	logger := klog.FromContext(ctx).WithValues("pod", r.Pod, "device", r.Device)
+	note, _ := json.Marshal(attachmentNote{Interface: r.IfName, Kind: string(r.Kind), NIC: r.NIC, Device: r.Device, RDMA: r.RDMA, Level: r.Level})
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationAttachment: string(note)}}})
+	ns, name := split(r.Pod)
+	if _, err := a.Client.CoreV1().Pods(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		logger.Error(err, "Annotating the pod")
+	}
+	msg := "topolane attached " + string(r.Kind) + " " + r.Device + " as " + r.IfName + " (" + r.Level + " to its GPUs)"
+	if err := publish.Event(ctx, a.Client, ns, name, r.PodUID, "DeviceAttached", msg, corev1.EventTypeNormal); err != nil {
+		logger.Error(err, "Recording an event")
+	}
+	if err := a.publish(ctx); err != nil {
+		logger.Error(err, "Publishing the attachment")
+	}
+}
+
+// Detached records an event (the pod may be gone) and republishes.
+func (a *Agent) Detached(ctx context.Context, r *attach.Record) {
+	ns, name := split(r.Pod)
+	_ = publish.Event(ctx, a.Client, ns, name, r.PodUID, "DeviceDetached", "topolane returned "+string(r.Kind)+" "+r.Device+" to the host", corev1.EventTypeNormal)
+	if err := a.publish(ctx); err != nil {
+		klog.FromContext(ctx).Error(err, "Publishing the detachment", "pod", r.Pod)
+	}
+}
+
+func split(key string) (namespace, name string) {
+	namespace, name, _ = strings.Cut(key, "/")
+	return namespace, name
+}
+
+// APIPods reads pods from the API server.
+type APIPods struct{ Client kubernetes.Interface }
+
+// Get returns the pod's UID and annotations.
+func (p APIPods) Get(ctx context.Context, namespace, name string) (attach.Pod, error) {
+	pod, err := p.Client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return attach.Pod{}, err
+	}
+	return attach.Pod{UID: string(pod.UID), Annotations: pod.Annotations}, nil
+}

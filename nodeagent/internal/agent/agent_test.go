@@ -1,0 +1,128 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/topolane/topolane/nodeagent/internal/agent"
+	"github.com/topolane/topolane/nodeagent/internal/attach/attachtest"
+	"github.com/topolane/topolane/nodeagent/internal/publish"
+	"github.com/topolane/topolane/topology"
+	"github.com/topolane/topolane/topology/apis/v1alpha1"
+)
+
+var cniPath string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "the agent tests move devices between network namespaces: run them as root (CI does)")
+		os.Exit(1)
+	}
+	dir, err := os.MkdirTemp("", "topolane-cni-bin")
+	if err == nil {
+		cniPath = dir
+		err = attachtest.BuildHostLocal(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestPublishAttachReport(t *testing.T) {
+	ctx := context.Background()
+	e := attachtest.New(t, cniPath)
+	e.AddPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
+	client := fake.NewClientset(
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "dgx-1", UID: "node-uid"}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "train", Name: "p", UID: "uid-p"}},
+	)
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{v1alpha1.GroupVersionResource: v1alpha1.Kind + "List"})
+	discoveries := 0
+	a := &agent.Agent{Client: client, Attacher: e.Att, Metrics: agent.NewMetrics(prometheus.NewRegistry()),
+		Publisher: &publish.Publisher{Client: client, Dyn: dyn, NodeName: "dgx-1"},
+		Discover:  func() (*topology.Node, error) { discoveries++; return e.Node, nil }}
+	e.Att.Topology, e.Att.Reporter = a.Topology, a
+	if a.Ready() == nil {
+		t.Error("ready before discovery")
+	}
+	for range 2 { // the second finds nothing changed and writes nothing
+		if err := a.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nt := nodeTopology(t, dyn)
+	if nt.OwnerReferences[0].UID != "node-uid" || nt.Status.GPUs != 8 || nt.Status.PFsFree != 8 || len(nt.Status.Attachments) != 0 {
+		t.Errorf("NodeTopology: owners %v, status gpus %d pfs %d attachments %v", nt.OwnerReferences, nt.Status.GPUs, nt.Status.PFsFree, nt.Status.Attachments)
+	}
+	if updates := countActions(dyn.Actions(), "update") + countActions(dyn.Actions(), "create"); updates != 1 {
+		t.Errorf("%d writes of the NodeTopology for one topology, want 1", updates)
+	}
+	node, _ := client.CoreV1().Nodes().Get(ctx, "dgx-1", metav1.GetOptions{})
+	if node.Annotations[publish.AnnotationTopology] == "" {
+		t.Error("the Node is not marked: pending pods would not be retried")
+	}
+	if err := a.Ready(); err != nil {
+		t.Error(err)
+	}
+
+	q := e.Request("p", e.NewPodNS())
+	if _, err := e.Att.Add(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	pod, _ := client.CoreV1().Pods("train").Get(ctx, "p", metav1.GetOptions{})
+	if note := pod.Annotations[agent.AnnotationAttachment]; !strings.Contains(note, `"interface":"net1"`) || !strings.Contains(note, `"kind":"vf"`) {
+		t.Errorf("pod annotation %q", note)
+	}
+	events, _ := client.CoreV1().Events("train").List(ctx, metav1.ListOptions{})
+	if len(events.Items) != 1 || events.Items[0].Reason != "DeviceAttached" {
+		t.Errorf("events %+v", events.Items)
+	}
+	if nt := nodeTopology(t, dyn); len(nt.Status.Attachments) != 1 || nt.Status.Attachments[0].Pod != "train/p" || nt.Status.VFsFree != 3 {
+		t.Errorf("after ADD: attachments %v, VFs free %d", nt.Status.Attachments, nt.Status.VFsFree)
+	}
+	if err := e.Att.Del(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if nt := nodeTopology(t, dyn); len(nt.Status.Attachments) != 0 {
+		t.Errorf("after DEL: attachments %v", nt.Status.Attachments)
+	}
+}
+
+func nodeTopology(t *testing.T, dyn *dynamicfake.FakeDynamicClient) *v1alpha1.NodeTopology {
+	t.Helper()
+	u, err := dyn.Resource(v1alpha1.GroupVersionResource).Get(context.Background(), "dgx-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt, err := v1alpha1.FromUnstructured(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nt
+}
+
+func countActions[T interface{ GetVerb() string }](actions []T, verb string) int {
+	n := 0
+	for _, a := range actions {
+		if a.GetVerb() == verb {
+			n++
+		}
+	}
+	return n
+}
