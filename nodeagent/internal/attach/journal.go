@@ -10,9 +10,9 @@ import (
 	"github.com/topolane/topolane/topology/placement"
 )
 
-// Step is how far an ADD has gone. A record is written with the step about to be taken, before
-// it is taken: after a crash, every step up to the recorded one may have happened, and undoing
-// them is written so that undoing one that did not happen is harmless.
+// Step is how far an ADD has gone. A record is written with the last step of the phase about to
+// be taken, before it is taken: after a crash, every step up to the recorded one may have
+// happened, and undoing them is written so that undoing one that did not happen is harmless.
 type Step int
 
 const (
@@ -146,7 +146,8 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // gone after the rename
-	if _, err := tmp.Write(data); err == nil {
+	_, err = tmp.Write(data)
+	if err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
