@@ -116,13 +116,15 @@ func TestCheckReportsDifferences(t *testing.T) {
 func TestConcurrentAdds(t *testing.T) {
 	e := newEnv(t)
 	const n = 4
-	var wg sync.WaitGroup
-	devices := make([]string, n)
+	requests := make([]attach.Request, n)
 	for i := range n {
 		name := string(rune('a' + i))
 		e.AddPod(name, []int{0}, map[string]string{"topolane.io/nic": "vf"}) // all want the VFs near GPU0
-		podNS := e.NewPodNS()
-		q := e.Request(name, podNS)
+		requests[i] = e.Request(name, e.NewPodNS())
+	}
+	var wg sync.WaitGroup
+	devices := make([]string, n)
+	for i, q := range requests {
 		wg.Go(func() {
 			res, err := e.Att.Add(ctx, q)
 			if err != nil {
