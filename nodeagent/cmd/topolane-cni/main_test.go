@@ -21,29 +21,14 @@ import (
 // bin holds topolane-cni and the real host-local plugin, built by TestMain.
 var bin string
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "the CNI tests move devices between network namespaces: run them as root (CI does)")
-		os.Exit(1)
-	}
-	var err error
-	if bin, err = os.MkdirTemp("", "topolane-cni"); err == nil {
-		err = attachtest.BuildHostLocal(bin)
-	}
-	if err == nil {
-		var out []byte
-		out, err = exec.Command("go", "build", "-o", filepath.Join(bin, "topolane-cni"), ".").CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("%v\n%s", err, out)
-		}
-	}
+func TestMain(m *testing.M) { os.Exit(attachtest.Main(m, &bin, buildPlugin)) }
+
+func buildPlugin(dir string) error {
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "topolane-cni"), ".").CombinedOutput()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return fmt.Errorf("building topolane-cni: %v\n%s", err, out)
 	}
-	code := m.Run()
-	os.RemoveAll(bin)
-	os.Exit(code)
+	return nil
 }
 
 // agent runs the agent's CNI server on a socket over the kernel fixture.

@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -24,24 +23,7 @@ import (
 
 var cniPath string
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "the agent tests move devices between network namespaces: run them as root (CI does)")
-		os.Exit(1)
-	}
-	dir, err := os.MkdirTemp("", "topolane-cni-bin")
-	if err == nil {
-		cniPath = dir
-		err = attachtest.BuildHostLocal(dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(attachtest.Main(m, &cniPath)) }
 
 func TestPublishAttachReport(t *testing.T) {
 	ctx := context.Background()

@@ -1,7 +1,6 @@
 package attach_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -13,24 +12,9 @@ var cniPath string
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
-		os.Exit(child())
+		os.Exit(child()) // this binary, run again as a killed agent (crash_test.go)
 	}
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "the attach tests move devices between network namespaces: run them as root (CI does)")
-		os.Exit(1)
-	}
-	dir, err := os.MkdirTemp("", "topolane-cni-bin")
-	if err == nil {
-		cniPath = dir
-		err = attachtest.BuildHostLocal(dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(attachtest.Main(m, &cniPath))
 }
 
 func newEnv(t testing.TB) *attachtest.Env { return attachtest.New(t, cniPath) }

@@ -248,3 +248,28 @@ func BuildHostLocal(dir string) error {
 	}
 	return nil
 }
+
+// Main runs a test binary whose tests move devices between namespaces: it refuses to run
+// without root (CI is root; skipping would hide the tests), builds host-local and then each of
+// build into a temporary directory, sets *dir to it, runs the tests and cleans up. It returns
+// the exit code.
+func Main(m *testing.M, dir *string, build ...func(dir string) error) int {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "these tests move devices between network namespaces: run them as root (CI does)")
+		return 1
+	}
+	d, err := os.MkdirTemp("", "topolane-cni-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(d)
+	*dir = d
+	for _, b := range append([]func(string) error{BuildHostLocal}, build...) {
+		if err := b(d); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return m.Run()
+}
