@@ -11,19 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/topolane/topolane/extender/e2e/kubesched"
+	"github.com/topolane/topolane/extender/embedded"
 	"github.com/topolane/topolane/extender/extendertest"
 	extscheduler "github.com/topolane/topolane/extender/internal/scheduler"
-	"github.com/topolane/topolane/extender/internal/server"
-	"github.com/topolane/topolane/extender/internal/state"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 )
 
@@ -46,8 +42,7 @@ func newHarness(t *testing.T, cfg extscheduler.Config) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	h := &harness{t: t, ctx: ctx, client: fake.NewClientset(), extConfig: cfg,
-		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-			map[schema.GroupVersionResource]string{v1alpha1.GroupVersionResource: v1alpha1.Kind + "List"})}
+		dyn: extendertest.DynamicClient()}
 	extendertest.BindLikeTheAPIServer(h.client)
 	h.srv = httptest.NewServer(http.HandlerFunc(h.serve))
 	t.Cleanup(h.srv.Close)
@@ -69,15 +64,12 @@ func (h *harness) serve(w http.ResponseWriter, r *http.Request) {
 // startExtender starts a fresh extender: an empty store rebuilt from the cluster by informers.
 func (h *harness) startExtender() {
 	ctx, cancel := context.WithCancel(h.ctx)
-	store := state.New(state.DefaultGPUResources)
-	synced, err := state.Watch(ctx, store, h.client, h.dyn)
-	if err != nil || !state.WaitForSync(ctx, synced, 10*time.Second) {
+	ext := embedded.New(h.client, h.extConfig)
+	if err := ext.Watch(ctx, h.client, h.dyn, 10*time.Second); err != nil {
 		h.t.Fatalf("extender informers did not sync: %v", err)
 	}
-	reg := prometheus.NewRegistry()
-	ext := extscheduler.New(store, h.client, h.extConfig, extscheduler.NewMetrics(reg))
 	h.mu.Lock()
-	h.extender, h.stopExt = server.New(ext, store, synced, reg), cancel
+	h.extender, h.stopExt = ext.Handler(), cancel
 	h.mu.Unlock()
 }
 

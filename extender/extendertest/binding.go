@@ -5,8 +5,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/topolane/topolane/topology/apis/v1alpha1"
 )
 
 // BindLikeTheAPIServer makes the fake clientset's pods/binding set spec.nodeName (and refuse a
@@ -30,4 +34,11 @@ func BindLikeTheAPIServer(client *fake.Clientset) {
 		pod.Spec.NodeName = b.Target.Name
 		return true, b, client.Tracker().Update(gvr, pod, b.Namespace)
 	})
+}
+
+// DynamicClient is a fake dynamic client that lists NodeTopologies, as the extender's and the
+// agent's NodeTopology code needs.
+func DynamicClient() *dynamicfake.FakeDynamicClient {
+	return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{v1alpha1.GroupVersionResource: v1alpha1.Kind + "List"})
 }

@@ -62,3 +62,12 @@ func Decide(req Request, freeGPUs int) Need {
 		return NeedVF
 	}
 }
+
+// NeedOf is what a pod needs that was given a device of kind k: a PF stays a PF; a VF or a
+// macvlan is a share, and any share serves.
+func NeedOf(k Kind) Need {
+	if k == KindPF {
+		return NeedPF
+	}
+	return NeedVF
+}

@@ -14,8 +14,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -56,8 +54,7 @@ func (c *Cluster) pace() {
 // events), then starts the extender and both schedulers; they run until ctx ends.
 func Start(ctx context.Context, nodes []scenario.Node) (*Cluster, error) {
 	c := &Cluster{Client: fake.NewClientset(), Latency: &Latency{by: map[string][]time.Duration{}},
-		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-			map[schema.GroupVersionResource]string{v1alpha1.GroupVersionResource: v1alpha1.Kind + "List"})}
+		dyn: extendertest.DynamicClient()}
 	extendertest.BindLikeTheAPIServer(c.Client)
 	for _, n := range nodes {
 		if err := c.addNode(ctx, n); err != nil {

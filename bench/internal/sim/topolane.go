@@ -76,19 +76,16 @@ func (t *Topolane) Place(c *Cluster, job scenario.Job) (Placement, bool) {
 	return pl, true
 }
 
-// Attach is what topolane-agent does when the pod lands: the extender reserved a kind of device
-// without knowing which GPUs kubelet would give; the agent takes the free one of that kind
-// nearest to the pod's actual GPUs.
+// Attach is what topolane-agent does when the pod lands (nodeagent/internal/attach.decide, which
+// the bench module cannot import): the extender reserved a kind of device without knowing which
+// GPUs kubelet would give; the agent takes the free one of that kind nearest the pod's GPUs.
 func Attach(n *Node, reserved v1alpha1.Allocation, gpus []int) placement.Allocation {
 	keep := placement.Allocation{Kind: reserved.Kind, NIC: reserved.NIC, Device: reserved.Device}
 	sum, err := placement.Summarize(n.Topo, n.Usage())
 	if err != nil {
 		return keep
 	}
-	need := placement.NeedVF
-	if reserved.Kind == placement.KindPF {
-		need = placement.NeedPF
-	}
+	need := placement.NeedOf(reserved.Kind)
 	addrs := make([]string, len(gpus))
 	for i, g := range gpus {
 		addrs[i] = n.Topo.GPUs[g].PCIAddress

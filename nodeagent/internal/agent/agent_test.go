@@ -9,11 +9,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/topolane/topolane/extender/extendertest"
 	"github.com/topolane/topolane/nodeagent/internal/agent"
 	"github.com/topolane/topolane/nodeagent/internal/attach/attachtest"
 	"github.com/topolane/topolane/nodeagent/internal/publish"
@@ -33,8 +32,7 @@ func TestPublishAttachReport(t *testing.T) {
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "dgx-1", UID: "node-uid"}},
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "train", Name: "p", UID: "uid-p"}},
 	)
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{v1alpha1.GroupVersionResource: v1alpha1.Kind + "List"})
+	dyn := extendertest.DynamicClient()
 	discoveries := 0
 	a := &agent.Agent{Client: client, Attacher: e.Att, Metrics: agent.NewMetrics(prometheus.NewRegistry()),
 		Publisher: &publish.Publisher{Client: client, Dyn: dyn, NodeName: "dgx-1"},

@@ -72,10 +72,7 @@ func needOf(pod Pod, gpus, free int) (placement.Need, error) {
 		if err != nil {
 			return 0, err
 		}
-		if a.Kind == placement.KindPF {
-			return placement.NeedPF, nil
-		}
-		return placement.NeedVF, nil
+		return placement.NeedOf(a.Kind), nil
 	}
 	mode, err := placement.ParseMode(pod.Annotations[v1alpha1.AnnotationNIC])
 	if err != nil {
