@@ -8,7 +8,7 @@ import (
 
 // SchemaVersion is the version of the JSON encoding written by Encode. Decode refuses others,
 // so an extender never acts on a topology it misreads.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 type document struct {
 	SchemaVersion int `json:"schemaVersion"`

@@ -28,11 +28,11 @@ func TestCodecRoundTrip(t *testing.T) {
 
 func TestDecodeRejects(t *testing.T) {
 	for name, tt := range map[string]struct{ doc, wantErr string }{
-		"future version": {`{"schemaVersion": 2, "name": "n"}`, "schemaVersion 2"},
+		"future version": {`{"schemaVersion": 3, "name": "n"}`, "schemaVersion 3"},
 		"no version":     {`{"name": "n"}`, "schemaVersion 0"},
-		"unknown field":  {`{"schemaVersion": 1, "nme": "n"}`, "unknown field"},
-		"bad level":      {`{"schemaVersion": 1, "levels": {"a": {"b": "CLOSE"}}}`, "unknown connection level"},
-		"truncated":      {`{"schemaVersion": 1, "gpus": [`, "decoding node topology"},
+		"unknown field":  {`{"schemaVersion": 2, "nme": "n"}`, "unknown field"},
+		"bad level":      {`{"schemaVersion": 2, "levels": {"a": {"b": "CLOSE"}}}`, "unknown connection level"},
+		"truncated":      {`{"schemaVersion": 2, "gpus": [`, "decoding node topology"},
 	} {
 		_, err := topology.Decode([]byte(tt.doc))
 		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

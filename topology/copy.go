@@ -18,6 +18,10 @@ func (n *Node) DeepCopy() *Node {
 		c.NICs[i] = n.NICs[i].deepCopy()
 	}
 	c.Levels = n.Levels.clone()
+	c.Rails = slices.Clone(n.Rails)
+	for i := range c.Rails {
+		c.Rails[i].GPUs = slices.Clone(n.Rails[i].GPUs)
+	}
 	return &c
 }
 

@@ -19,6 +19,8 @@ type Node struct {
 	// Levels holds the connection of every pair of GPUs, NICs and VFs, by PCI address. Fill it
 	// with Connect.
 	Levels Levels `json:"levels,omitzero"`
+	// Rails give each GPU the NIC it drives (AssignRails); empty without an eligible NIC.
+	Rails []Rail `json:"rails,omitempty"`
 }
 
 // PCIePath is where a PCI function sits: the host bridge ("pci0000:17") followed by every PCI
@@ -49,6 +51,9 @@ type NIC struct {
 	Path       PCIePath `json:"pciePath,omitempty"`
 	// SRIOV is nil when the function cannot create VFs.
 	SRIOV *SRIOV `json:"sriov,omitempty"`
+	// Excluded says why topolane never hands the NIC out (the host uses it, or the operator's
+	// selectors leave it out); empty for a candidate.
+	Excluded string `json:"excluded,omitempty"`
 }
 
 // SRIOV describes a PF's virtual functions.

@@ -2,7 +2,9 @@ package placement
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // Codes say in one word why a node was rejected: few enough values to label metrics with.
@@ -13,9 +15,16 @@ const (
 	CodeNoRDMANIC  = "no_rdma_nic"  // the node has no NIC topolane hands out
 	CodeNoFreePF   = "no_free_pf"
 	CodeNoFreeVF   = "no_free_vf"
-	CodeNoTopology = "no_topology" // set by callers: no NodeTopology for the node
-	CodeBadRequest = "bad_request" // set by callers: the pod's annotation cannot be read
+	CodeNoGDR      = "no_gdr_path"  // topolane.io/gdr: required, and too few GPUs have a NIC at PXB or nearer
+	CodeNoTopology = "no_topology"  // set by callers: no NodeTopology for the node
+	CodeBadRequest = "bad_request"  // the pod's annotations cannot be read
+	CodeUnknown    = "unknown_node" // set by callers: no Node object for the name
 )
+
+var codes = []string{"", CodeNoGPUs, CodeTooFewGPUs, CodeGPUsBusy, CodeNoRDMANIC, CodeNoFreePF, CodeNoFreeVF, CodeNoGDR,
+	CodeNoTopology, CodeBadRequest, CodeUnknown}
+
+func codeIndex(code string) uint8 { return uint8(max(indexOf(codes, code), 0)) }
 
 // Verdict says whether a node can take a pod, and if not, why.
 type Verdict struct {
@@ -29,97 +38,80 @@ type Verdict struct {
 	Reason string
 }
 
-func fits(need Need) Verdict { return Verdict{Need: need, Fits: true} }
+// Fits is Check(req).Fits, for the scheduler's pass over every node: one table entry.
+func (s *Summary) Fits(req Request) bool { return s.answer(req).fits() }
 
-func reject(need Need, code string, unresolvable bool, format string, args ...any) Verdict {
-	return Verdict{Need: need, Code: code, Unresolvable: unresolvable, Reason: fmt.Sprintf(format, args...)}
-}
-
-// Check decides whether the node can give the pod what it needs. Verdicts are remembered:
-// the summary does not change, and the scheduler asks the same question many times.
+// Check decides whether the node can give the pod what it needs, and words why not.
 func (s *Summary) Check(req Request) Verdict {
-	word, rejection := s.memo.slot(req)
-	if word == nil {
-		return s.check(req)
+	req = req.normal()
+	a := s.answer(req)
+	v := Verdict{Need: a.need, Fits: a.fits(), Unresolvable: a.unresolvable(), Code: codes[a.code]}
+	if !v.Fits {
+		v.Reason = s.reasonOf(req, a)
 	}
-	if v, ok := recall(word, rejection); ok {
-		return v
-	}
-	v := s.check(req)
-	remember(word, rejection, v)
 	return v
 }
 
-// Fits is Check(req).Fits, for the scheduler's pass over every node: it reads one word.
-func (s *Summary) Fits(req Request) bool {
-	if word, _ := s.memo.slot(req); word != nil {
-		if w := word.Load(); w&wordChecked != 0 {
-			return w&wordFits != 0
+// reasonOf words a rejection once per summary and shape: a pending pod is filtered again and
+// again, and each time the same nodes reject it for the same reason.
+func (s *Summary) reasonOf(req Request, a answer) string {
+	i := s.tableIndex(req)
+	if i < 0 {
+		return s.reason(req, a)
+	}
+	cache := s.reasons.Load()
+	if cache == nil {
+		fresh := make([]atomic.Pointer[string], len(s.table))
+		if !s.reasons.CompareAndSwap(nil, &fresh) {
+			cache = s.reasons.Load()
+		} else {
+			cache = &fresh
 		}
 	}
-	return s.Check(req).Fits
+	if r := (*cache)[i].Load(); r != nil {
+		return *r
+	}
+	r := s.reason(req, a)
+	(*cache)[i].Store(&r)
+	return r
 }
 
-func (s *Summary) check(req Request) Verdict {
-	if req.GPUs <= 0 || req.Mode == ModeNone {
-		return fits(NeedNothing)
+func (s *Summary) reason(req Request, a answer) string {
+	switch codes[a.code] {
+	case CodeBadRequest:
+		return fmt.Sprintf("cannot read the request %+v", req)
+	case CodeNoGPUs:
+		return fmt.Sprintf("needs %d GPUs: node has no GPUs", req.GPUs)
+	case CodeTooFewGPUs:
+		return fmt.Sprintf("needs %d GPUs: node has only %d", req.GPUs, s.GPUsTotal)
+	case CodeGPUsBusy:
+		return fmt.Sprintf("needs %d GPUs: only %d of %d free", req.GPUs, s.GPUsFree, s.GPUsTotal)
+	case CodeNoRDMANIC:
+		return s.noNICReason(req, a.need)
+	case CodeNoGDR:
+		if req.NICs == NICsOne {
+			return s.oneGDRReason(req)
+		}
+		return s.gdrReason(req)
 	}
-	switch {
-	case s.GPUsTotal == 0:
-		return reject(NeedNothing, CodeNoGPUs, true, "needs %d GPUs: node has no GPUs", req.GPUs)
-	case req.GPUs > s.GPUsTotal:
-		return reject(NeedNothing, CodeTooFewGPUs, true, "needs %d GPUs: node has only %d", req.GPUs, s.GPUsTotal)
-	case req.GPUs > s.GPUsFree:
-		return reject(NeedNothing, CodeGPUsBusy, false, "needs %d GPUs: only %d of %d free", req.GPUs, s.GPUsFree, s.GPUsTotal)
+	if req.NICs == NICsOne {
+		return s.oneReason(req, a.need)
 	}
-	need := Decide(req, s.GPUsFree)
-	if len(s.nics) == 0 {
-		return reject(need, CodeNoRDMANIC, true, "%s: node has no RDMA NIC", s.wants(need, req))
-	}
-	if need == NeedPF {
-		return s.checkPF(req)
-	}
-	return s.checkVF(req)
+	return s.railsReason(req, a.need)
 }
 
-// wants words what the pod needs and why, the start of every reason.
-func (s *Summary) wants(need Need, req Request) string {
-	if req.Mode == ModeAuto || req.Mode == "" {
-		return fmt.Sprintf("needs a free %s for %d/%d GPUs", need, req.GPUs, s.GPUsFree)
-	}
-	return fmt.Sprintf("needs a free %s (topolane.io/nic: %s)", need, req.Mode)
-}
-
-func (s *Summary) checkPF(req Request) Verdict {
-	if s.FreePFs() > 0 {
-		return fits(NeedPF)
-	}
-	var why []string
-	for _, st := range s.nics {
-		why = append(why, st.pfBlocker())
-	}
-	return reject(NeedPF, CodeNoFreePF, false, "%s: 0 of %d PFs free (%s)", s.wants(NeedPF, req), len(s.nics), strings.Join(why, "; "))
-}
-
-func (s *Summary) checkVF(req Request) Verdict {
-	if s.best[NeedVF] != nil {
-		return fits(NeedVF)
-	}
-	var why []string
-	for _, st := range s.nics {
-		why = append(why, st.vfBlocker())
-	}
-	return reject(NeedVF, CodeNoFreeVF, false, "%s: 0 of %d VFs free (%s)", s.wants(NeedVF, req), s.totalVFs(), strings.Join(why, "; "))
-}
-
-func (s *Summary) totalVFs() int {
-	n := 0
-	for _, st := range s.nics {
-		if st.nic.Virtualised() {
-			n += len(st.nic.SRIOV.VFs)
+func (s *Summary) noNICReason(req Request, need Need) string {
+	var excluded []string
+	for _, nic := range s.Node.NICs {
+		if nic.RDMA() && nic.Excluded != "" {
+			excluded = append(excluded, nic.PCIAddress+" "+nic.Excluded)
 		}
 	}
-	return n
+	msg := fmt.Sprintf("needs a %s for %d GPUs: node has no RDMA NIC topolane may hand out", need, req.GPUs)
+	if len(excluded) > 0 {
+		msg += " (excluded: " + strings.Join(limit(excluded, 4), "; ") + ")"
+	}
+	return msg
 }
 
 // pfBlocker says why a NIC cannot be given whole.
@@ -129,9 +121,9 @@ func (st *nicState) pfBlocker() string {
 	case st.wholeTo != "":
 		return fmt.Sprintf("%s is given to %s", addr, st.wholeTo)
 	case len(st.vfsInUse) > 0:
-		return fmt.Sprintf("%s has %d VFs in use", addr, len(st.vfsInUse))
+		return fmt.Sprintf("%s has %s in use by %s", addr, plural(len(st.vfsInUse), "VF"), holders(st.vfHolders()))
 	default:
-		return fmt.Sprintf("%s has %d macvlan shares in use", addr, st.macvlans)
+		return fmt.Sprintf("%s has %s in use by %s", addr, plural(len(st.macvlans), "macvlan share"), holders(st.macvlans))
 	}
 }
 
@@ -142,4 +134,26 @@ func (st *nicState) vfBlocker() string {
 		return fmt.Sprintf("%s is given whole to %s", addr, st.wholeTo)
 	}
 	return fmt.Sprintf("%s has %d of %d VFs in use", addr, len(st.vfsInUse), len(st.nic.SRIOV.VFs))
+}
+
+func (st *nicState) vfHolders() []string {
+	var pods []string
+	for _, p := range st.vfsInUse {
+		pods = append(pods, p)
+	}
+	return pods
+}
+
+// holders names the pods, each once, the first few only.
+func holders(pods []string) string {
+	pods = slices.Clone(pods)
+	slices.Sort(pods)
+	return strings.Join(limit(slices.Compact(pods), 3), ", ")
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

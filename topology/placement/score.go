@@ -8,47 +8,62 @@ const MaxScore = 10
 // Weights weigh the parts of a score.
 type Weights struct {
 	Fit   int // the pod takes exactly the node's free GPUs: keeps other nodes whole for full-node jobs
-	NIC   int // the NIC it would get is near the GPUs (PIX > PXB > PHB > NODE > SYS)
-	Whole int // a share comes from a NIC already shared, not from a whole PF
+	NIC   int // its devices are near its GPUs (PIX > PXB > PHB > NODE > SYS)
+	Whole int // its shares come from NICs already shared, not from whole PFs
+	GDR   int // its GPUs reach their devices at PXB or nearer (topolane.io/gdr: preferred)
 }
 
 // DefaultWeights count each part the same.
-var DefaultWeights = Weights{Fit: 1, NIC: 1, Whole: 1}
+var DefaultWeights = Weights{Fit: 1, NIC: 1, Whole: 1, GDR: 1}
 
-// Score rates a node for a pod, 0..MaxScore; a node that does not fit scores 0. Scores are
-// remembered with the verdict.
-func (s *Summary) Score(req Request, w Weights) int {
-	word, _ := s.memo.slot(req)
-	if word == nil {
-		return s.score(req, s.check(req), w)
+// Score rates a node for a pod, 0..MaxScore, with the weights the summary was made with; a node
+// that does not fit scores 0.
+func (s *Summary) Score(req Request) int {
+	a := s.answer(req)
+	if !a.fits() {
+		return 0
 	}
-	if score, ok := s.memo.recallScore(word, w); ok {
-		return score
-	}
-	score := s.score(req, s.Check(req), w)
-	s.memo.rememberScore(word, w, score)
-	return score
+	return int(a.score)
 }
 
-func (s *Summary) score(req Request, v Verdict, w Weights) int {
-	total := w.Fit + w.NIC + w.Whole
-	if !v.Fits || total <= 0 {
+// parts are a score's parts, each 0..MaxScore.
+type parts struct{ fit, nic, whole, gdr int }
+
+func (s *Summary) weigh(req Request, p parts) int {
+	w := s.weights
+	if req.GDR != GDRPreferred {
+		w.GDR = 0
+	}
+	total := w.Fit + w.NIC + w.Whole + w.GDR
+	if total <= 0 {
 		return 0
 	}
-	if v.Need == NeedNothing {
-		return MaxScore
-	}
-	c, err := s.Choose(v.Need, nil)
-	if err != nil {
-		return 0
-	}
-	sum := w.Fit*s.fitScore(req) + w.NIC*levelScore(c.Level) + w.Whole*s.wholeScore(v.Need, c)
+	sum := w.Fit*p.fit + w.NIC*p.nic + w.Whole*p.whole + w.GDR*p.gdr
 	return (sum + total/2) / total
 }
 
-// fitScore is MaxScore when the pod takes every free GPU, less the more it leaves free.
+// fitScore is the share of the node's GPUs in use once the pod is placed (MostAllocated on
+// GPUs): MaxScore when the pod takes every free GPU, less the more it leaves free.
 func (s *Summary) fitScore(req Request) int {
-	return MaxScore * req.GPUs / max(s.GPUsFree, 1)
+	return MaxScore * (s.GPUsTotal - s.GPUsFree + req.GPUs) / max(s.GPUsTotal, 1)
+}
+
+// scoreRails scores the first req.GPUs GPUs of the plan: their rails' levels, how many of their
+// shares cost no whole PF, how many reach their NIC at PXB or nearer.
+func (s *Summary) scoreRails(req Request, need Need, p *plan) int {
+	k := req.GPUs
+	whole := MaxScore
+	if need == NeedVF {
+		whole = MaxScore * p.costless[k] / max(p.rails[k], 1)
+	}
+	return s.weigh(req, parts{fit: s.fitScore(req), nic: p.levelScore[k] / k, whole: whole, gdr: MaxScore * p.gdr[k] / k})
+}
+
+// scoreOne scores the single device of topolane.io/nics: one.
+func (s *Summary) scoreOne(req Request, need Need, c Choice) int {
+	st := s.nicState(c.NIC)
+	gdr := MaxScore * min(st.gdrFree, req.GPUs) / req.GPUs
+	return s.weigh(req, parts{fit: s.fitScore(req), nic: levelScore(c.Level), whole: s.wholeOne(need, c), gdr: gdr})
 }
 
 var levelScores = map[topology.Level]int{
@@ -62,9 +77,9 @@ func levelScore(l topology.Level) int {
 	return levelScores[l]
 }
 
-// wholeScore: a share from a NIC already shared costs nothing; one that breaks a whole PF costs
+// wholeOne: a share from a NIC already shared costs nothing; one that breaks a whole PF costs
 // more when it is the node's last.
-func (s *Summary) wholeScore(need Need, c Choice) int {
+func (s *Summary) wholeOne(need Need, c Choice) int {
 	switch {
 	case need == NeedPF || c.Shared:
 		return MaxScore

@@ -124,6 +124,23 @@ func PCIeServer() Machine {
 	}}
 }
 
+// PCIeServerOneNIC is a two-socket PCIe server with one single-port ConnectX-6 per socket (2 of
+// 8 VFs on the first, none on the second): each NIC is the rail of its socket's two GPUs.
+func PCIeServerOneNIC() Machine {
+	return Machine{Name: "pcie-one-nic", NUMANodes: 2, Roots: []Root{
+		{Bus: "0000:16", NUMA: 0, Fns: []Fn{
+			Bridge("0000:16:01.0", L40S("0000:17:00.0")),
+			Bridge("0000:16:02.0", ConnectX("0000:18:00.0", "enp24s0np0", "mlx5_0", 100000, 8, 2)),
+		}},
+		{Bus: "0000:30", NUMA: 0, Fns: []Fn{Bridge("0000:30:01.0", L40S("0000:31:00.0"))}},
+		{Bus: "0000:b0", NUMA: 1, Fns: []Fn{
+			Bridge("0000:b0:01.0", L40S("0000:b1:00.0")),
+			Bridge("0000:b0:02.0", ConnectX("0000:b2:00.0", "enp178s0np0", "mlx5_1", 100000, 8, 0)),
+		}},
+		{Bus: "0000:ca", NUMA: 1, Fns: []Fn{Bridge("0000:ca:01.0", L40S("0000:cb:00.0"))}},
+	}}
+}
+
 // SingleSocket is a workstation-like box whose platform reports numa_node -1: four consumer GPUs
 // (each with an HDMI audio function) behind cascaded PCIe switches, one ConnectX-6 Dx on the
 // first switch (PIX to nothing, PXB to every GPU) and an onboard NIC without RDMA.

@@ -118,6 +118,9 @@ func (m Machine) Node() *topology.Node {
 	})
 	n.Sort()
 	topology.Connect(n)
+	if err := topology.AssignRails(n, nil); err != nil {
+		panic(err) // no pins: cannot fail
+	}
 	return n
 }
 

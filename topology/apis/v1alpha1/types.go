@@ -4,6 +4,8 @@
 package v1alpha1
 
 import (
+	"slices"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -40,18 +42,30 @@ type NodeTopologyStatus struct {
 	// reservation for the same pod: the agent may bind an equivalent nearer device.
 	Attachments []Attachment `json:"attachments,omitempty"`
 	// Counts shown by `kubectl get nodetopologies`.
-	GPUs    int `json:"gpus"`
-	PFsFree int `json:"pfsFree"`
-	VFsFree int `json:"vfsFree"`
+	GPUs      int `json:"gpus"`
+	Rails     int `json:"rails"`
+	RailsFree int `json:"railsFree"` // rails whose NIC can be given whole
+	PFsFree   int `json:"pfsFree"`
+	VFsFree   int `json:"vfsFree"`
 }
 
-// Attachment is a device bound into a pod.
+// Attachment is a device bound into a pod; a pod with several rails has one per device.
 type Attachment struct {
 	Pod    string         `json:"pod"` // namespace/name
 	PodUID types.UID      `json:"podUID"`
 	Kind   placement.Kind `json:"kind"`
 	NIC    string         `json:"nic"`
 	Device string         `json:"device"`
+	// Rail is the index of the rail the device serves; -1 for topolane.io/nics: one.
+	Rail      int    `json:"rail"`
+	Interface string `json:"interface,omitempty"` // its name in the pod
+	// GPUs are the pod's GPUs the device serves, as kubelet gave them (PCI addresses).
+	GPUs []string `json:"gpus,omitempty"`
+}
+
+// Held is what the attachment holds, for placement.Usage.
+func (a Attachment) Held() placement.Allocation {
+	return placement.Allocation{Pod: a.Pod, Kind: a.Kind, NIC: a.NIC, Device: a.Device, GPUs: a.GPUs}
 }
 
 // NodeTopologyList is a list of NodeTopology.
@@ -73,6 +87,9 @@ func (n *NodeTopology) DeepCopy() *NodeTopology {
 	n.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
 	c.Status.Topology = *n.Status.Topology.DeepCopy()
 	c.Status.Attachments = append([]Attachment(nil), n.Status.Attachments...)
+	for i := range c.Status.Attachments {
+		c.Status.Attachments[i].GPUs = slices.Clone(c.Status.Attachments[i].GPUs)
+	}
 	return &c
 }
 
@@ -85,4 +102,20 @@ func (l *NodeTopologyList) DeepCopyObject() runtime.Object {
 		c.Items[i] = *l.Items[i].DeepCopy()
 	}
 	return &c
+}
+
+// NodeTopologyOf is the NodeTopology of a node with these attachments, its counts filled in.
+// Attachments that do not fit the topology are published as they are and counted for nothing.
+func NodeTopologyOf(n *topology.Node, attachments []Attachment) *NodeTopology {
+	held := make([]placement.Allocation, len(attachments))
+	for i, a := range attachments {
+		held[i] = a.Held()
+	}
+	s := placement.Summarize(n, placement.Usage{Allocations: held}, placement.DefaultWeights)
+	return &NodeTopology{
+		TypeMeta:   metav1.TypeMeta{APIVersion: Group + "/" + Version, Kind: Kind},
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name},
+		Status: NodeTopologyStatus{SchemaVersion: topology.SchemaVersion, Topology: *n, Attachments: attachments,
+			GPUs: len(n.GPUs), Rails: len(n.Rails), RailsFree: s.RailsWhole(), PFsFree: s.FreePFs(), VFsFree: s.FreeVFs()},
+	}
 }
