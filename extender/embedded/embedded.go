@@ -6,6 +6,7 @@ package embedded
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,10 +20,16 @@ import (
 	"github.com/topolane/topolane/extender/internal/server"
 	"github.com/topolane/topolane/extender/internal/state"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
+	"github.com/topolane/topolane/topology/placement"
 )
 
-// Config tunes the decisions (score weights, what a pod that needs a PF gets when none is free).
-type Config = scheduler.Config
+// Config tunes the extender: score weights, what a pod that needs a PF gets when none is free,
+// which schedulers' pods it binds.
+type Config struct {
+	Weights        placement.Weights // zero: placement.DefaultWeights
+	NoPF           scheduler.NoPFPolicy
+	SchedulerNames []string
+}
 
 // The no-PF policies.
 const (
@@ -34,31 +41,52 @@ const (
 type Extender struct {
 	store    *state.Store
 	ext      *scheduler.Extender
+	problems *scheduler.Problems
 	registry *prometheus.Registry
+	synced   atomic.Pointer[func() bool] // nil: fed by the caller, always ready
 }
 
-// New makes an extender with an empty store; bind writes through client.
+// New makes an extender with an empty store; bind writes through client. Problems the ledger
+// finds become events once Run is started.
 func New(client kubernetes.Interface, cfg Config) *Extender {
+	if cfg.Weights == (placement.Weights{}) {
+		cfg.Weights = placement.DefaultWeights
+	}
 	reg := prometheus.NewRegistry()
-	store := state.New(state.DefaultGPUResources)
-	return &Extender{store: store, ext: scheduler.New(store, client, cfg, scheduler.NewMetrics(reg)), registry: reg}
+	metrics := scheduler.NewMetrics(reg)
+	problems := scheduler.NewProblems(client, metrics)
+	store := state.New(state.DefaultGPUResources, cfg.Weights, problems)
+	ext := scheduler.New(store, client, scheduler.Config{NoPF: cfg.NoPF, SchedulerNames: cfg.SchedulerNames}, metrics)
+	return &Extender{store: store, ext: ext, problems: problems, registry: reg}
 }
 
-// Watch feeds the store from informers until ctx ends, and waits for them to sync.
+// Watch feeds the store from informers until ctx ends, posts the ledger's problems as events,
+// and waits until the store has taken in the first lists. The HTTP verbs answer 503 until then.
 func (e *Extender) Watch(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, timeout time.Duration) error {
 	synced, err := state.Watch(ctx, e.store, client, dyn)
 	if err != nil {
 		return err
 	}
+	e.synced.Store(&synced)
+	go e.problems.Run(ctx)
 	if !state.WaitForSync(ctx, synced, timeout) {
 		return context.DeadlineExceeded
 	}
 	return nil
 }
 
+// Ready reports whether the verbs answer: always when the caller feeds the store, once the
+// informers' first lists are in when Watch feeds it.
+func (e *Extender) Ready() bool {
+	if f := e.synced.Load(); f != nil {
+		return (*f)()
+	}
+	return true
+}
+
 // Handler serves the extender's HTTP endpoints.
 func (e *Extender) Handler() http.Handler {
-	return server.New(e.ext, e.store, func() bool { return true }, e.registry)
+	return server.New(e.ext, e.store, e.Ready, e.registry)
 }
 
 // SetNode, SetTopology, SetPod and DeletePod feed the store as its informers would.
@@ -81,6 +109,11 @@ func (e *Extender) Filter(args *extenderv1.ExtenderArgs) (*extenderv1.ExtenderFi
 // Prioritize is the prioritize verb.
 func (e *Extender) Prioritize(args *extenderv1.ExtenderArgs) (*extenderv1.HostPriorityList, error) {
 	return e.ext.Prioritize(args)
+}
+
+// Preempt is the preemption verb.
+func (e *Extender) Preempt(args *extenderv1.ExtenderPreemptionArgs) (*extenderv1.ExtenderPreemptionResult, error) {
+	return e.ext.Preempt(args)
 }
 
 // Bind is the bind verb: it reserves a device, annotates the pod and binds it through the client.

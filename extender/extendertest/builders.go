@@ -36,13 +36,12 @@ func Node(name string, gpus int) *corev1.Node {
 func Topology(name string, m topologytest.Machine, attachments ...v1alpha1.Attachment) *v1alpha1.NodeTopology {
 	n := m.Node()
 	n.Name = name
-	s, _ := placement.Summarize(n, placement.Usage{})
-	return &v1alpha1.NodeTopology{
-		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.Group + "/" + v1alpha1.Version, Kind: v1alpha1.Kind},
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Status: v1alpha1.NodeTopologyStatus{SchemaVersion: topology.SchemaVersion, Topology: *n, Attachments: attachments,
-			GPUs: len(n.GPUs), PFsFree: s.FreePFs(), VFsFree: s.FreeVFs()},
-	}
+	return TopologyOf(n, attachments...)
+}
+
+// TopologyOf is the NodeTopology an agent would publish for the node, as NodeTopologyOf words it.
+func TopologyOf(n *topology.Node, attachments ...v1alpha1.Attachment) *v1alpha1.NodeTopology {
+	return v1alpha1.NodeTopologyOf(n, attachments)
 }
 
 // Pod is a pending pod asking for gpus GPUs, with the given annotations (key, value, ...).
@@ -72,7 +71,7 @@ func EveryPFShared(name string) *v1alpha1.NodeTopology {
 	for _, nic := range nt.Status.Topology.NICs {
 		if nic.RDMA() {
 			nt.Status.Attachments = append(nt.Status.Attachments, v1alpha1.Attachment{Pod: "other/x", PodUID: types.UID("x-" + nic.PCIAddress),
-				Kind: placement.KindMacvlan, NIC: nic.PCIAddress, Device: nic.PCIAddress})
+				Kind: placement.KindMacvlan, NIC: nic.PCIAddress, Device: nic.PCIAddress, Rail: -1})
 		}
 	}
 	return nt

@@ -30,7 +30,7 @@ import (
 
 type options struct {
 	kubeconfig, listen, certFile, keyFile string
-	gpuResources                          string
+	gpuResources, schedulerNames          string
 	weights                               placement.Weights
 	noPF                                  string
 }
@@ -47,6 +47,8 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.weights.Fit, "weight-fit", placement.DefaultWeights.Fit, "score weight: the pod takes exactly the node's free GPUs")
 	fs.IntVar(&o.weights.NIC, "weight-nic", placement.DefaultWeights.NIC, "score weight: the NIC is near the GPUs")
 	fs.IntVar(&o.weights.Whole, "weight-whole", placement.DefaultWeights.Whole, "score weight: shares come from NICs already shared")
+	fs.IntVar(&o.weights.GDR, "weight-gdr", placement.DefaultWeights.GDR, "score weight: the pod's GPUs reach their NICs at PXB or nearer (GPUDirect RDMA; pods with topolane.io/gdr: preferred)")
+	fs.StringVar(&o.schedulerNames, "scheduler-names", scheduler.DefaultSchedulerName, "comma-separated schedulerNames whose pods /bind binds (the profiles that call this extender)")
 	fs.StringVar(&o.noPF, "no-pf", string(scheduler.NoPFReject), "a pod that needs a whole PF when none is free anywhere: reject (wait) or fallback-vf")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -54,18 +56,30 @@ func parseFlags(args []string) (options, error) {
 	if (o.certFile == "") != (o.keyFile == "") {
 		return o, errors.New("--tls-cert-file and --tls-key-file go together")
 	}
-	if o.weights.Fit < 0 || o.weights.NIC < 0 || o.weights.Whole < 0 {
+	if o.weights.Fit < 0 || o.weights.NIC < 0 || o.weights.Whole < 0 || o.weights.GDR < 0 {
 		return o, errors.New("score weights cannot be negative")
+	}
+	if len(list(o.schedulerNames)) == 0 {
+		return o, errors.New("--scheduler-names is empty: name the scheduler profiles that call this extender, e.g. topolane-scheduler")
 	}
 	return o, nil
 }
 
+// list splits a comma-separated flag, dropping blanks.
+func list(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 func (o options) resources() []corev1.ResourceName {
 	var rs []corev1.ResourceName
-	for _, r := range strings.Split(o.gpuResources, ",") {
-		if r = strings.TrimSpace(r); r != "" {
-			rs = append(rs, corev1.ResourceName(r))
-		}
+	for _, r := range list(o.gpuResources) {
+		rs = append(rs, corev1.ResourceName(r))
 	}
 	return rs
 }
@@ -101,14 +115,17 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	store := state.New(o.resources())
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := scheduler.NewMetrics(reg)
+	problems := scheduler.NewProblems(client, metrics)
+	go problems.Run(ctx)
+	store := state.New(o.resources(), o.weights, problems)
 	synced, err := state.Watch(ctx, store, client, dyn)
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	ext := scheduler.New(store, client, scheduler.Config{Weights: o.weights, NoPF: noPF}, scheduler.NewMetrics(reg))
+	ext := scheduler.New(store, client, scheduler.Config{NoPF: noPF, SchedulerNames: list(o.schedulerNames)}, metrics)
 	return serve(ctx, o, server.New(ext, store, synced, reg))
 }
 

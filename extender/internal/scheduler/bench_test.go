@@ -32,7 +32,7 @@ const benchNodes, benchPods = 5000, 40000
 // full, the DGXs half full) and half use no GPU; when it is 8, every GPU is taken.
 func bigCluster(b *testing.B, pods, gpuPodsPerNode int) (*state.Store, []string, []*state.PodInfo) {
 	b.Helper()
-	store := state.New(state.DefaultGPUResources)
+	store := state.New(state.DefaultGPUResources, placement.DefaultWeights, nil)
 	names := make([]string, benchNodes)
 	dgx, pcie := topologytest.DGXH100(), topologytest.PCIeServer()
 	for i := range names {
@@ -52,8 +52,9 @@ func bigCluster(b *testing.B, pods, gpuPodsPerNode int) (*state.Store, []string,
 		if i%5 == 4 {
 			nic = "0000:18:00.1"
 		}
-		alloc := v1alpha1.Allocation{Node: node, Kind: placement.KindMacvlan, NIC: nic, Device: nic}
-		pod := extendertest.Pod("ns", fmt.Sprintf("p-%05d", i), 1, v1alpha1.AnnotationAllocation, alloc.String())
+		pod := extendertest.Pod("ns", fmt.Sprintf("p-%05d", i), 1)
+		alloc := v1alpha1.Allocation{Node: node, PodUID: pod.UID, Devices: []v1alpha1.Device{{Rail: 1, Kind: placement.KindMacvlan, NIC: nic, Device: nic}}}
+		pod.Annotations[v1alpha1.AnnotationAllocation] = alloc.String()
 		if i/benchNodes >= gpuPodsPerNode {
 			pod = extendertest.Pod("ns", fmt.Sprintf("p-%05d", i), 0)
 		}
@@ -97,7 +98,7 @@ func BenchmarkFilterPrioritize5000Full(b *testing.B) {
 
 func filterPrioritize(b *testing.B, gpuPodsPerNode int) {
 	store, names, _ := bigCluster(b, benchPods, gpuPodsPerNode)
-	ext := scheduler.New(store, fake.NewClientset(), scheduler.Config{Weights: placement.DefaultWeights, NoPF: scheduler.NoPFReject}, nil)
+	ext := scheduler.New(store, fake.NewClientset(), scheduler.Config{NoPF: scheduler.NoPFReject}, nil)
 	pod := extendertest.Pod("ns", "train", 2)
 	names = decoded(names)
 	var took []time.Duration
@@ -124,7 +125,7 @@ func filterPrioritize(b *testing.B, gpuPodsPerNode int) {
 // as the scheduler sends them with nodeCacheCapable: true.
 func BenchmarkHTTPRoundTrip5000(b *testing.B) {
 	store, names, _ := bigCluster(b, benchPods, 4)
-	ext := scheduler.New(store, fake.NewClientset(), scheduler.Config{Weights: placement.DefaultWeights, NoPF: scheduler.NoPFReject}, nil)
+	ext := scheduler.New(store, fake.NewClientset(), scheduler.Config{NoPF: scheduler.NoPFReject}, nil)
 	srv := httptest.NewServer(server.New(ext, store, func() bool { return true }, prometheus.NewRegistry()))
 	defer srv.Close()
 	body, _ := json.Marshal(extenderv1.ExtenderArgs{Pod: extendertest.Pod("ns", "train", 2), NodeNames: &names})

@@ -3,8 +3,9 @@ package scheduler
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -13,14 +14,17 @@ import (
 	"k8s.io/klog/v2"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
+	"github.com/topolane/topolane/extender/internal/state"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
-	"github.com/topolane/topolane/topology/placement"
 )
 
-// Bind reserves the device for the pod on the node and binds the pod, under the node's lock:
-// check again, record the reservation on the pod (topolane.io/allocation), then create the
-// Binding. On any failure the reservation is released. A repeated bind of a pod already bound
-// to the node succeeds.
+// releaseTimeout bounds undoing a reservation, which outlives the scheduler's request.
+const releaseTimeout = 30 * time.Second
+
+// Bind reserves the pod's devices on the node and binds the pod, under the node's lock: check
+// again, record the reservation on the pod (topolane.io/allocation), then create the Binding. On
+// any failure the reservation is released. A repeated bind of a pod already bound to the node
+// succeeds. Only pods of the schedulers the extender serves are bound.
 func (x *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArgs) error {
 	logger := klog.FromContext(ctx).WithValues("pod", klog.KRef(args.PodNamespace, args.PodName), "node", args.Node)
 	pod, err := x.client.CoreV1().Pods(args.PodNamespace).Get(ctx, args.PodName, metav1.GetOptions{})
@@ -29,6 +33,9 @@ func (x *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 		return x.bindFailed("not_found", fmt.Errorf("%w: pod %s/%s (uid %s) does not exist", ErrNotFound, args.PodNamespace, args.PodName, args.PodUID))
 	case err != nil:
 		return x.bindFailed("error", fmt.Errorf("reading pod %s/%s: %w", args.PodNamespace, args.PodName, err))
+	case !x.cfg.serves(pod.Spec.SchedulerName):
+		return x.bindFailed("forbidden", fmt.Errorf("%w: pod %s/%s is for scheduler %q; this extender binds pods of %s only (--scheduler-names)",
+			ErrForbidden, pod.Namespace, pod.Name, pod.Spec.SchedulerName, x.served()))
 	case pod.Spec.NodeName == args.Node:
 		x.metrics.binds.WithLabelValues("repeated").Inc()
 		return nil
@@ -55,66 +62,76 @@ func (x *Extender) bindFailed(result string, err error) error {
 	return err
 }
 
-// reserve decides the device and records it on the pod and in the store. A pod that already
-// carries a reservation for this node (an earlier bind whose reply was lost) keeps it.
-func (x *Extender) reserve(ctx context.Context, pod *corev1.Pod, node string) (*v1alpha1.Allocation, error) {
-	if a, err := v1alpha1.ParseAllocation(pod.Annotations[v1alpha1.AnnotationAllocation]); err == nil && a.Node == node {
-		return &a, nil
+func (x *Extender) served() string {
+	if len(x.cfg.SchedulerNames) == 0 {
+		return DefaultSchedulerName
 	}
+	return strings.Join(x.cfg.SchedulerNames, ", ")
+}
+
+// reserve decides the devices and records them on the pod and in the ledger. A pod that already
+// carries its own reservation for this node, still free (an earlier bind whose reply was lost),
+// keeps it. A pod topolane gives nothing to reserves nothing, with or without a topology.
+func (x *Extender) reserve(ctx context.Context, pod *corev1.Pod, node string) (*v1alpha1.Allocation, error) {
 	req, err := x.request(pod)
 	if err != nil {
 		return nil, fmt.Errorf("%w: pod %s/%s: %v", ErrBadRequest, pod.Namespace, pod.Name, err)
 	}
-	choice, need, err := x.choose(node, req)
-	if err != nil || need == placement.NeedNothing {
-		return nil, err
+	if !acts(req) {
+		return nil, nil
 	}
-	alloc := &v1alpha1.Allocation{Node: node, Kind: choice.Kind, NIC: choice.NIC, Device: choice.Device}
-	if err := x.annotate(ctx, pod, alloc); err != nil {
-		return nil, err
+	view := x.store.NodeWithout(node, pod.UID)
+	if a, ok := ownReservation(pod, node, view); ok {
+		x.store.Reserve(reservation(pod, req.GPUs, a, pod.ResourceVersion))
+		return &a, nil
 	}
-	return alloc, nil
-}
-
-// choose checks the node again against the ledger and picks the device, from one view of the
-// node: the store may replace its summary meanwhile, even with none.
-func (x *Extender) choose(node string, req placement.Request) (placement.Choice, placement.Need, error) {
-	view := x.store.Node(node)
-	v, err := verdictOf(view, node, req)
-	if err != nil {
-		return placement.Choice{}, 0, err
-	}
-	if !v.Fits && v.Code == placement.CodeNoFreePF && x.cfg.NoPF == NoPFFallbackVF && req.Mode == placement.ModeAuto {
-		req.Mode = placement.ModeVF
-		v, _ = verdictOf(view, node, req)
-	}
+	shape := x.shapeFor(req, []string{node}, ownView{node: node, view: view})
+	v := verdictOf(view, node, shape)
 	if !v.Fits {
-		return placement.Choice{}, 0, fmt.Errorf("%w: node %s can no longer take the pod: %s", ErrConflict, node, v.Reason)
+		return nil, fmt.Errorf("%w: node %s can no longer take the pod: %s", ErrConflict, node, v.Reason)
 	}
-	if v.Need == placement.NeedNothing {
-		return placement.Choice{}, v.Need, nil
-	}
-	c, err := view.Summary.Choose(v.Need, nil)
+	choices, err := view.Summary.Plan(shape.Request, v.Need, nil)
 	if err != nil {
-		return c, v.Need, fmt.Errorf("%w: %v", ErrConflict, err)
+		return nil, fmt.Errorf("%w: %v", ErrConflict, err)
 	}
-	return c, v.Need, nil
+	a := v1alpha1.AllocationOf(node, pod.UID, choices)
+	updated, err := x.annotate(ctx, pod, a)
+	if err != nil {
+		return nil, err
+	}
+	x.store.Reserve(reservation(pod, req.GPUs, a, updated.ResourceVersion))
+	return &a, nil
 }
 
-// annotate writes the reservation on the pod, then counts it in the store at once so that
-// filters running before the pod informer catches up see the device taken.
-func (x *Extender) annotate(ctx context.Context, pod *corev1.Pod, alloc *v1alpha1.Allocation) error {
-	var value any
-	if alloc != nil {
-		value = alloc.String()
+// ownReservation is the pod's allocation, if it is its own, for this node, and every device of it
+// is still free for it.
+func ownReservation(pod *corev1.Pod, node string, view state.View) (v1alpha1.Allocation, bool) {
+	a, err := v1alpha1.ParseAllocation(pod.Annotations[v1alpha1.AnnotationAllocation])
+	if err != nil || a.PodUID != pod.UID || a.Node != node || view.Summary == nil {
+		return a, false
 	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{v1alpha1.AnnotationAllocation: value}}})
+	for _, held := range a.Held(pod.Namespace + "/" + pod.Name) {
+		if !view.Summary.Available(held) {
+			return a, false
+		}
+	}
+	return a, true
+}
+
+func reservation(pod *corev1.Pod, gpus int, a v1alpha1.Allocation, rv string) state.Reservation {
+	return state.Reservation{UID: pod.UID, Pod: pod.Namespace + "/" + pod.Name, GPUs: gpus, Allocation: a, ResourceVersion: rv}
+}
+
+// annotate writes the reservation on the pod. The patch names the pod's UID, so it cannot land
+// on another pod of the same name.
+func (x *Extender) annotate(ctx context.Context, pod *corev1.Pod, a v1alpha1.Allocation) (*corev1.Pod, error) {
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"uid": pod.UID,
+		"annotations": map[string]any{v1alpha1.AnnotationAllocation: a.String()}}})
 	updated, err := x.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 	if err != nil {
-		return fmt.Errorf("recording the reservation on pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		return nil, fmt.Errorf("recording the reservation on pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	x.store.SetPod(updated)
-	return nil
+	return updated, nil
 }
 
 func (x *Extender) bindPod(ctx context.Context, pod *corev1.Pod, node string) error {
@@ -132,15 +149,26 @@ func (x *Extender) bindPod(ctx context.Context, pod *corev1.Pod, node string) er
 	return fmt.Errorf("binding pod %s/%s to %s: %w", pod.Namespace, pod.Name, node, err)
 }
 
-// release undoes a reservation whose binding failed. If the annotation cannot be removed the
-// device stays reserved for the pod, which is safe: it is released when the pod is bound
-// elsewhere (a new reservation replaces it) or deleted.
-func (x *Extender) release(ctx context.Context, pod *corev1.Pod, alloc *v1alpha1.Allocation) {
-	if alloc == nil {
+// release undoes a reservation whose binding failed. It outlives the scheduler's request (which
+// may be why the binding failed), and it removes the annotation only while it is still the one
+// this bind wrote. If that fails the pod keeps the reservation, which is safe: it never counts
+// against the pod itself, and a new bind replaces it.
+func (x *Extender) release(ctx context.Context, pod *corev1.Pod, a *v1alpha1.Allocation) {
+	if a == nil {
 		return
 	}
-	if err := x.annotate(ctx, pod, nil); err != nil {
-		klog.FromContext(ctx).Error(errors.Unwrap(err), "Could not release a reservation; it stays until the pod is bound or deleted",
-			"pod", klog.KObj(pod), "allocation", alloc)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	defer x.store.Release(pod.UID)
+	patch, _ := json.Marshal([]map[string]any{
+		{"op": "test", "path": allocationPath, "value": a.String()},
+		{"op": "remove", "path": allocationPath},
+	})
+	if _, err := x.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.JSONPatchType, patch, metav1.PatchOptions{}); err != nil {
+		klog.FromContext(ctx).Error(err, "Could not release a reservation; it stays on the pod until the pod is bound or deleted",
+			"pod", klog.KObj(pod), "allocation", a)
 	}
 }
+
+// allocationPath is the annotation in a JSON patch ("/" escaped as "~1").
+var allocationPath = "/metadata/annotations/" + strings.ReplaceAll(v1alpha1.AnnotationAllocation, "/", "~1")

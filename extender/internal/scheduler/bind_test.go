@@ -19,25 +19,40 @@ import (
 	"github.com/topolane/topolane/topology/placement"
 )
 
-func TestBindReservesThenBinds(t *testing.T) {
+func TestBindReservesEveryRail(t *testing.T) {
 	c := newCluster(t, scheduler.Config{})
 	pod := c.add(extendertest.Pod("ns", "train", 8))
 	if err := c.bind(pod, "dgx-a"); err != nil {
 		t.Fatal(err)
 	}
 	a := allocation(t, c, pod)
-	if a.Node != "dgx-a" || a.Kind != placement.KindPF {
-		t.Errorf("allocation = %+v, want a PF on dgx-a", a)
+	if a.Node != "dgx-a" || a.PodUID != pod.UID || len(a.Devices) != 8 {
+		t.Fatalf("allocation = %+v, want 8 devices on dgx-a for the pod's UID", a)
+	}
+	for i, d := range a.Devices {
+		if d.Kind != placement.KindPF || d.Rail != i || d.NIC != dgxNICs[i] || len(d.GPUs) != 1 || d.GPUs[0] != dgxGPUs[i] {
+			t.Errorf("device %d = %+v, want the PF of rail %d serving GPU %d", i, d, i, i)
+		}
 	}
 	current, _ := c.client.CoreV1().Pods("ns").Get(context.Background(), "train", metav1.GetOptions{})
 	if current.Spec.NodeName != "dgx-a" {
 		t.Errorf("pod bound to %q", current.Spec.NodeName)
 	}
-	// The node is now full: another full-node pod is turned away with the reason.
 	second := c.add(extendertest.Pod("ns", "train-2", 8))
-	res := c.filter(second, "dgx-a")
-	if why := res.FailedNodes["dgx-a"]; !strings.Contains(why, "needs 8 GPUs: only 0 of 8 free") {
+	if why := c.filter(second, "dgx-a").FailedNodes["dgx-a"]; !strings.Contains(why, "needs 8 GPUs: only 0 of 8 free") {
 		t.Errorf("after the bind dgx-a should be full: %q", why)
+	}
+}
+
+func TestBindSharesOnTheRailsOfPartOfTheGPUs(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	pod := c.add(extendertest.Pod("ns", "two", 2))
+	if err := c.bind(pod, "dgx-a"); err != nil {
+		t.Fatal(err)
+	}
+	a := allocation(t, c, pod)
+	if len(a.Devices) != 2 || a.Devices[0].Kind != placement.KindVF || a.Devices[0].Rail != 0 || a.Devices[1].Kind != placement.KindMacvlan || a.Devices[1].Rail != 1 {
+		t.Errorf("allocation = %+v, want a VF on rail 0 and a macvlan on rail 1", a)
 	}
 }
 
@@ -85,49 +100,132 @@ func TestBindIsIdempotent(t *testing.T) {
 	if err := c.bind(pod, "dgx-a"); err != nil {
 		t.Fatal(err)
 	}
-	first := allocation(t, c, pod)
+	first := allocation(t, c, pod).String()
 	if err := c.bind(pod, "dgx-a"); err != nil {
 		t.Errorf("repeating a bind that went through: %v", err)
 	}
 	if err := c.bind(pod, "dgx-b"); !errors.Is(err, scheduler.ErrConflict) {
 		t.Errorf("binding elsewhere a pod already bound: %v", err)
 	}
-	if allocation(t, c, pod) != first {
+	if allocation(t, c, pod).String() != first {
 		t.Error("a repeated bind changed the allocation")
 	}
 }
 
-func TestBindReusesAReservationWhoseBindingWasLost(t *testing.T) {
+func pfAllocation(node string, pod *corev1.Pod, rails ...int) v1alpha1.Allocation {
+	a := v1alpha1.Allocation{Node: node, PodUID: pod.UID}
+	for _, r := range rails {
+		a.Devices = append(a.Devices, v1alpha1.Device{Rail: r, Kind: placement.KindPF, NIC: dgxNICs[r], Device: dgxNICs[r], GPUs: []string{dgxGPUs[r]}})
+	}
+	return a
+}
+
+func TestBindReusesItsOwnReservationWhoseBindingWasLost(t *testing.T) {
 	c := newCluster(t, scheduler.Config{})
-	alloc := v1alpha1.Allocation{Node: "dgx-a", Kind: placement.KindPF, NIC: "0000:42:00.0", Device: "0000:42:00.0"}
-	pod := c.add(extendertest.Pod("ns", "train", 8, v1alpha1.AnnotationAllocation, alloc.String()))
+	pod := extendertest.Pod("ns", "train", 8)
+	own := pfAllocation("dgx-a", pod, 0, 1, 2, 3, 4, 5, 6, 7)
+	pod = c.add(extendertest.Pod("ns", "train", 8, v1alpha1.AnnotationAllocation, own.String()))
 	if err := c.bind(pod, "dgx-a"); err != nil {
 		t.Fatal(err)
 	}
-	if got := allocation(t, c, pod); got != alloc {
-		t.Errorf("allocation = %+v, want the one already recorded %+v", got, alloc)
+	if got := allocation(t, c, pod); got.String() != own.String() {
+		t.Errorf("allocation = %s, want the one already recorded", got)
 	}
+}
+
+// TestBindDoesNotReuseAForgedReservation: an allocation of another pod's UID is replaced.
+func TestBindDoesNotReuseAForgedReservation(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	other := extendertest.Pod("ns", "running", 1)
+	forged := pfAllocation("dgx-a", other, 3)
+	pod := c.add(extendertest.Pod("ns", "copy", 1, v1alpha1.AnnotationAllocation, forged.String()))
+	if err := c.bind(pod, "dgx-a"); err != nil {
+		t.Fatal(err)
+	}
+	if a := allocation(t, c, pod); a.PodUID != pod.UID || a.Devices[0].Kind == placement.KindPF {
+		t.Errorf("allocation = %s, want the pod's own share", a)
+	}
+}
+
+// failBindings makes every Binding fail.
+func (c *cluster) failBindings(why string) {
+	c.client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if action.GetSubresource() == "binding" {
+			return true, nil, errors.New(why)
+		}
+		return false, nil, nil
+	})
 }
 
 func TestBindFailureReleasesTheReservation(t *testing.T) {
 	c := newCluster(t, scheduler.Config{})
-	c.client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		if action.GetSubresource() == "binding" {
-			return true, nil, fmt.Errorf("etcd is having a bad day")
-		}
+	c.failBindings("etcd is having a bad day")
+	pod := c.add(extendertest.Pod("ns", "train", 8))
+	// The scheduler gives up on the request: the release must still happen.
+	ctx, cancel := context.WithCancel(context.Background())
+	c.client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		cancel()
 		return false, nil, nil
 	})
-	pod := c.add(extendertest.Pod("ns", "train", 8))
-	err := c.bind(pod, "dgx-a")
+	err := c.ext.Bind(ctx, &extenderv1.ExtenderBindingArgs{PodName: "train", PodNamespace: "ns", PodUID: pod.UID, Node: "dgx-a"})
 	if err == nil || !strings.Contains(err.Error(), "etcd is having a bad day") {
 		t.Fatalf("err = %v", err)
 	}
+	c.sync(pod)
 	cur, _ := c.client.CoreV1().Pods("ns").Get(context.Background(), "train", metav1.GetOptions{})
 	if _, has := cur.Annotations[v1alpha1.AnnotationAllocation]; has {
-		t.Error("the reservation annotation should be removed when binding fails")
+		t.Error("the reservation annotation should be removed when binding fails, even after the request was cancelled")
 	}
-	if d, _ := c.store.DebugNode("dgx-a"); d.PFsFree != 8 || d.GPUsFree != 8 {
-		t.Errorf("store after a failed bind: %d PFs, %d GPUs free; want 8 and 8", d.PFsFree, d.GPUsFree)
+	if d, _ := c.store.DebugNode("dgx-a"); d.PFsFree != 8 || d.GPUsFree != 8 || len(d.Assumed) != 0 {
+		t.Errorf("store after a failed bind: %d PFs, %d GPUs free, assumed %v; want 8, 8, none", d.PFsFree, d.GPUsFree, d.Assumed)
+	}
+}
+
+// TestReleaseRemovesOnlyItsOwnReservation: if the annotation changed meanwhile, the release of
+// a failed bind leaves it.
+func TestReleaseRemovesOnlyItsOwnReservation(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	c.failBindings("no")
+	pod := c.add(extendertest.Pod("ns", "train", 8))
+	newer := pfAllocation("dgx-b", pod, 0, 1, 2, 3, 4, 5, 6, 7).String()
+	c.client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		// Between the reservation and the release, something wrote another allocation.
+		gvr := corev1.SchemeGroupVersion.WithResource("pods")
+		obj, _ := c.client.Tracker().Get(gvr, "ns", "train")
+		p := obj.(*corev1.Pod).DeepCopy()
+		p.Annotations[v1alpha1.AnnotationAllocation] = newer
+		_ = c.client.Tracker().Update(gvr, p, "ns")
+		return false, nil, nil
+	})
+	if err := c.bind(pod, "dgx-a"); err == nil {
+		t.Fatal("the bind should fail")
+	}
+	cur, _ := c.client.CoreV1().Pods("ns").Get(context.Background(), "train", metav1.GetOptions{})
+	if got := cur.Annotations[v1alpha1.AnnotationAllocation]; got != newer {
+		t.Errorf("the release removed or changed an allocation it did not write: %q", got)
+	}
+}
+
+// TestOwnLeftoverReservationNeverStrandsThePod: a reservation left on the pod (its release
+// failed) never counts against the pod itself, in filter, score or bind.
+func TestOwnLeftoverReservationNeverStrandsThePod(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	pod := extendertest.Pod("ns", "train", 8)
+	pod = c.add(extendertest.Pod("ns", "train", 8, v1alpha1.AnnotationAllocation, pfAllocation("dgx-a", pod, 0, 1, 2, 3, 4, 5, 6, 7).String()))
+	if d, _ := c.store.DebugNode("dgx-a"); d.GPUsFree != 0 {
+		t.Fatalf("the leftover reservation should hold dgx-a for others: %d GPUs free", d.GPUsFree)
+	}
+	if res := c.filter(pod, "dgx-a"); len(*res.NodeNames) != 1 {
+		t.Errorf("the pod's own reservation rejects it: %v", res.FailedNodes)
+	}
+	if s := c.scores(pod, "dgx-a")["dgx-a"]; s == 0 {
+		t.Error("the pod's own reservation scores its node 0")
+	}
+	if other := c.add(extendertest.Pod("ns", "other", 8)); len(*c.filter(other, "dgx-a").NodeNames) != 0 {
+		t.Error("another pod passes a node the leftover reservation holds")
+	}
+	if err := c.bind(pod, "dgx-a"); err != nil {
+		t.Errorf("bind on the node of its own reservation: %v", err)
 	}
 }
 
@@ -137,12 +235,28 @@ func TestBindUnknownPod(t *testing.T) {
 	if !errors.Is(err, scheduler.ErrNotFound) {
 		t.Errorf("err = %v, want ErrNotFound", err)
 	}
-	pod := c.add(extendertest.Pod("ns", "p", 1))
+	c.add(extendertest.Pod("ns", "p", 1))
 	err = c.ext.Bind(context.Background(), &extenderv1.ExtenderBindingArgs{PodName: "p", PodNamespace: "ns", PodUID: "other-incarnation", Node: "dgx-a"})
 	if !errors.Is(err, scheduler.ErrNotFound) {
 		t.Errorf("wrong UID: err = %v, want ErrNotFound", err)
 	}
-	_ = pod
+}
+
+// TestBindOnlyServedSchedulers: /bind is not a back door for pods of other schedulers.
+func TestBindOnlyServedSchedulers(t *testing.T) {
+	c := newCluster(t, scheduler.Config{SchedulerNames: []string{"topolane-scheduler", "topolane-batch"}})
+	for name, want := range map[string]bool{"default-scheduler": false, "topolane-scheduler": true, "topolane-batch": true} {
+		p := extendertest.Pod("ns", name, 1)
+		p.Spec.SchedulerName = name
+		p = c.add(p)
+		err := c.bind(p, "dgx-a")
+		if want != (err == nil) {
+			t.Errorf("%s: bind err %v", name, err)
+		}
+		if !want && (!errors.Is(err, scheduler.ErrForbidden) || !strings.Contains(err.Error(), `is for scheduler "default-scheduler"`)) {
+			t.Errorf("%s: err %v, want a refusal saying why", name, err)
+		}
+	}
 }
 
 // TestRestartRebuildsTheLedger: a new store fed the same pods (as informers would after a
@@ -162,9 +276,9 @@ func TestRestartRebuildsTheLedger(t *testing.T) {
 		restarted.store.SetPod(&pods.Items[i])
 	}
 	after, _ := restarted.store.DebugNode("dgx-a")
-	if before.GPUsFree != 1 || after.GPUsFree != before.GPUsFree || after.VFsFree != before.VFsFree || len(after.Reserved) != 7 {
+	if before.GPUsFree != 1 || after.GPUsFree != before.GPUsFree || after.VFsFree != before.VFsFree || len(after.Held) != 7 {
 		t.Errorf("before restart %d GPUs and %d VFs free, %d held; after %d, %d, %d",
-			before.GPUsFree, before.VFsFree, len(before.Reserved), after.GPUsFree, after.VFsFree, len(after.Reserved))
+			before.GPUsFree, before.VFsFree, len(before.Held), after.GPUsFree, after.VFsFree, len(after.Held))
 	}
 }
 
@@ -175,5 +289,38 @@ func TestBindOnANodeWhoseTopologyWentAway(t *testing.T) {
 	err := c.bind(pod, "dgx-a")
 	if !errors.Is(err, scheduler.ErrConflict) || !strings.Contains(err.Error(), "no NodeTopology") {
 		t.Errorf("err = %v, want a conflict saying the node has no NodeTopology", err)
+	}
+}
+
+// TestVerbsAgreeOnPodsTopolaneLeavesAlone: a nic: none pod passes a node without a
+// NodeTopology, and binds there.
+func TestVerbsAgreeOnPodsTopolaneLeavesAlone(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	pod := c.add(extendertest.Pod("ns", "none", 1, v1alpha1.AnnotationNIC, "none"))
+	if res := c.filter(pod, "bare"); len(*res.NodeNames) != 1 {
+		t.Fatalf("filter: %+v", res)
+	}
+	if err := c.bind(pod, "bare"); err != nil {
+		t.Errorf("bind: %v", err)
+	}
+	cur, _ := c.client.CoreV1().Pods("ns").Get(context.Background(), "none", metav1.GetOptions{})
+	if _, has := cur.Annotations[v1alpha1.AnnotationAllocation]; has || cur.Spec.NodeName != "bare" {
+		t.Errorf("pod = %s with %v: want bound, nothing reserved", cur.Spec.NodeName, cur.Annotations)
+	}
+}
+
+// TestStaleEventAfterBind: the informer delivers the pod as it was before the bind: the
+// reserved devices stay taken for the next pod.
+func TestStaleEventAfterBind(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	a := c.add(extendertest.Pod("ns", "a", 8))
+	stale := a.DeepCopy()
+	if err := c.ext.Bind(context.Background(), &extenderv1.ExtenderBindingArgs{PodName: "a", PodNamespace: "ns", PodUID: a.UID, Node: "dgx-a"}); err != nil {
+		t.Fatal(err)
+	}
+	c.store.SetPod(stale) // the informer's late event of the pending pod
+	b := c.add(extendertest.Pod("ns", "b", 8))
+	if res := c.filter(b, "dgx-a"); len(*res.NodeNames) != 0 {
+		t.Error("after a stale event dgx-a passes a second full-node pod: its PFs would be given twice")
 	}
 }

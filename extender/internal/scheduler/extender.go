@@ -1,10 +1,11 @@
-// Package scheduler answers the kube-scheduler extender verbs (filter, prioritize, bind) from
-// the state store and the placement rule. It knows nothing of HTTP.
+// Package scheduler answers the kube-scheduler extender verbs (filter, prioritize, bind,
+// preempt) from the state store and the placement rule. It knows nothing of HTTP.
 package scheduler
 
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -31,17 +32,31 @@ func ParseNoPFPolicy(s string) (NoPFPolicy, error) {
 	return "", fmt.Errorf("no-PF policy %q: want reject or fallback-vf", s)
 }
 
-// Config tunes the decisions.
+// DefaultSchedulerName is the profile the example configuration and the chart set up.
+const DefaultSchedulerName = "topolane-scheduler"
+
+// Config tunes the decisions. The score weights are the store's.
 type Config struct {
-	Weights placement.Weights
-	NoPF    NoPFPolicy
+	NoPF NoPFPolicy
+	// SchedulerNames are the schedulers whose pods /bind binds; empty means DefaultSchedulerName.
+	SchedulerNames []string
+}
+
+func (c Config) serves(name string) bool {
+	if len(c.SchedulerNames) == 0 {
+		return name == DefaultSchedulerName
+	}
+	return slices.Contains(c.SchedulerNames, name)
 }
 
 // Errors the HTTP layer maps to status codes.
 var (
 	ErrBadRequest = errors.New("topolane: bad request") // 400
+	ErrForbidden  = errors.New("topolane: not mine")    // 403
 	ErrNotFound   = errors.New("topolane: not found")   // 404
 	ErrConflict   = errors.New("topolane")              // 409: the node can no longer take the pod
+	ErrNotReady   = errors.New("topolane: not ready")   // 503
+	errStop       = errors.New("stop the pass")         // internal: a pass has its answer
 )
 
 // Extender answers the verbs.
@@ -62,17 +77,70 @@ func New(store *state.Store, client kubernetes.Interface, cfg Config, metrics *M
 
 // request reads what a pod asks of topolane; a bad annotation is the pod's fault.
 func (x *Extender) request(pod *corev1.Pod) (placement.Request, error) {
-	mode, err := placement.ParseMode(pod.Annotations[v1alpha1.AnnotationNIC])
-	return placement.Request{GPUs: state.PodGPUs(pod, x.store.GPUResources()), Mode: mode}, err
+	return v1alpha1.ParseRequest(pod.Annotations, state.PodGPUs(pod, x.store.GPUResources()))
 }
 
-// verdictOf decides one node from its view; an unknown node is the caller's error.
-func verdictOf(view state.View, name string, req placement.Request) (placement.Verdict, error) {
+// acts reports whether topolane has anything to give the pod.
+func acts(req placement.Request) bool { return req.GPUs > 0 && req.Mode != placement.ModeNone }
+
+// shapeFor is the one decision of what a pod is decided as over a set of nodes, for every verb:
+// its own request, or, under the fallback-vf policy, a share when none of the nodes can give it
+// the whole PFs it needs.
+func (x *Extender) shapeFor(req placement.Request, names []string, own ownView) placement.Shape {
+	shape := placement.ShapeOf(req)
+	if x.cfg.NoPF != NoPFFallbackVF || shape.Request.Mode != placement.ModeAuto {
+		return shape
+	}
+	anyFits, noPF := false, false
+	_ = x.store.Nodes(names, func(i int, v state.View) error {
+		v = own.of(names[i], v)
+		if v.Summary == nil {
+			return nil
+		}
+		if fits, _ := v.Summary.Lookup(shape); fits {
+			anyFits = true
+			return errStop
+		}
+		noPF = noPF || v.Summary.Code(shape) == placement.CodeNoFreePF
+		return nil
+	})
+	if !anyFits && noPF {
+		req.Mode = placement.ModeVF
+		return placement.ShapeOf(req)
+	}
+	return shape
+}
+
+// verdictOf words why a node rejects a pod (or says it fits).
+func verdictOf(view state.View, name string, shape placement.Shape) placement.Verdict {
 	switch {
 	case !view.Known:
-		return placement.Verdict{}, fmt.Errorf("%w: node %q is unknown to topolane (not in its Node cache)", ErrBadRequest, name)
+		return placement.Verdict{Code: placement.CodeUnknown,
+			Reason: fmt.Sprintf("node %q is unknown to topolane (its Node is not in the extender's cache yet)", name)}
 	case view.Summary == nil:
-		return placement.Verdict{Code: placement.CodeNoTopology, Unresolvable: true, Reason: view.Problem}, nil
+		return placement.Verdict{Code: placement.CodeNoTopology, Unresolvable: true, Reason: view.Problem}
 	}
-	return view.Summary.Check(req), nil
+	return view.Summary.Check(shape.Request)
+}
+
+// ownView is the one node where the pod holds a reservation, seen as if it held nothing: a
+// pod's own reservation never counts against it.
+type ownView struct {
+	node string
+	view state.View
+}
+
+func (x *Extender) ownViewOf(pod *corev1.Pod) ownView {
+	node := x.store.ReservedFor(pod.UID)
+	if node == "" {
+		return ownView{}
+	}
+	return ownView{node: node, view: x.store.NodeWithout(node, pod.UID)}
+}
+
+func (o ownView) of(name string, v state.View) state.View {
+	if o.node != "" && name == o.node {
+		return o.view
+	}
+	return v
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/topolane/topolane/topology/placement"
 )
 
-// Filter keeps the nodes that can give the pod the NIC it needs and says why of every other.
-// Hand the result to ReleaseFilter once it is written out.
+// Filter keeps the nodes that can give the pod the devices it needs and says why of every
+// other. Hand the result to ReleaseFilter once it is written out.
 func (x *Extender) Filter(args *extenderv1.ExtenderArgs) (*extenderv1.ExtenderFilterResult, error) {
 	if args.Pod == nil {
 		return nil, fmt.Errorf("%w: filter arguments carry no pod", ErrBadRequest)
@@ -22,21 +22,13 @@ func (x *Extender) Filter(args *extenderv1.ExtenderArgs) (*extenderv1.ExtenderFi
 	if err != nil {
 		return x.rejectAll(args, names, placement.Verdict{Code: placement.CodeBadRequest, Unresolvable: true, Reason: err.Error()}), nil
 	}
-	if req.GPUs == 0 || req.Mode == placement.ModeNone {
+	if !acts(req) {
 		return passAll(args, names), nil
 	}
+	own := x.ownViewOf(args.Pod)
 	p := passes.Get().(*filterPass)
 	defer passes.Put(p)
-	res, err := x.filterNodes(p, args, names, req)
-	if err == nil && x.shouldFallBack(req, p.tally) {
-		ReleaseFilter(res)
-		req.Mode = placement.ModeVF
-		res, err = x.filterNodes(p, args, names, req)
-	}
-	if err != nil {
-		ReleaseFilter(res)
-		return nil, err
-	}
+	res := x.filterNodes(p, args, names, x.shapeFor(req, names, own), own)
 	x.count(p.tally)
 	return res, nil
 }
@@ -111,43 +103,32 @@ func (t *tally) reject(code string, n int) {
 	t.rejected = append(t.rejected, codeCount{code, n})
 }
 
-func (t *tally) rejectedAs(code string) int {
-	for _, c := range t.rejected {
-		if c.code == code {
-			return c.n
-		}
-	}
-	return 0
-}
-
 // filterNodes decides every node in one pass, writing the answer as it goes. Most nodes are
-// decided by one word of their summary; only rejections read the rest.
-func (x *Extender) filterNodes(p *filterPass, args *extenderv1.ExtenderArgs, names []string, req placement.Request) (*extenderv1.ExtenderFilterResult, error) {
+// decided by one table entry of their summary; only rejections are worded.
+func (x *Extender) filterNodes(p *filterPass, args *extenderv1.ExtenderArgs, names []string, shape placement.Shape, own ownView) *extenderv1.ExtenderFilterResult {
 	res := newResult()
 	p.tally = tally{rejected: p.tally.rejected[:0]}
 	p.pass = p.pass[:0]
-	err := x.store.Nodes(names, func(i int, view state.View) error {
-		if view.Known && view.Summary != nil && view.Summary.Fits(req) {
-			p.pass = append(p.pass, i)
-			p.tally.fits++
-			return nil
+	_ = x.store.Nodes(names, func(i int, view state.View) error {
+		view = own.of(names[i], view)
+		if view.Known && view.Summary != nil {
+			if fits, _ := view.Summary.Lookup(shape); fits {
+				p.pass = append(p.pass, i)
+				p.tally.fits++
+				return nil
+			}
 		}
-		v, err := verdictOf(view, names[i], req)
-		switch {
-		case err != nil:
-			return err
-		case v.Fits: // cannot be: Fits said no
-			return fmt.Errorf("node %q: the summary's verdicts disagree", names[i])
-		case v.Unresolvable:
+		v := verdictOf(view, names[i], shape)
+		if v.Unresolvable {
 			res.FailedAndUnresolvableNodes[names[i]] = p.prefixed(v.Reason)
-		default:
+		} else {
 			res.FailedNodes[names[i]] = p.prefixed(v.Reason)
 		}
 		p.tally.reject(v.Code, 1)
 		return nil
 	})
 	keep(args, res, p.pass)
-	return res, err
+	return res
 }
 
 // prefixed marks a reason as topolane's in the pod's events, making each string once.
@@ -161,11 +142,6 @@ func (p *filterPass) prefixed(reason string) string {
 		p.reasons[reason] = s
 	}
 	return s
-}
-
-// shouldFallBack: under fallback-vf, an auto pod that found no node with a free PF is served a VF.
-func (x *Extender) shouldFallBack(req placement.Request, t tally) bool {
-	return x.cfg.NoPF == NoPFFallbackVF && req.Mode == placement.ModeAuto && t.fits == 0 && t.rejectedAs(placement.CodeNoFreePF) > 0
 }
 
 func (x *Extender) count(t tally) {

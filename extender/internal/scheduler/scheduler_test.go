@@ -20,6 +20,12 @@ import (
 	"github.com/topolane/topolane/topology/topologytest"
 )
 
+// DGX H100 fixture: rail i is GPU i and the NIC under its switch; NIC0 has 4 VFs.
+var (
+	dgxNICs = []string{"0000:1a:00.0", "0000:42:00.0", "0000:51:00.0", "0000:60:00.0", "0000:9c:00.0", "0000:c2:00.0", "0000:d0:00.0", "0000:de:00.0"}
+	dgxGPUs = []string{"0000:1b:00.0", "0000:43:00.0", "0000:52:00.0", "0000:61:00.0", "0000:9d:00.0", "0000:c3:00.0", "0000:d1:00.0", "0000:df:00.0"}
+)
+
 type cluster struct {
 	t      *testing.T
 	store  *state.Store
@@ -27,19 +33,16 @@ type cluster struct {
 	ext    *scheduler.Extender
 }
 
-// newCluster has dgx-a and dgx-b (DGX H100 fixtures), pcie-a (PCIe server), and bare, a GPU
-// node without a NodeTopology.
+// newCluster has dgx-a and dgx-b (DGX H100 fixtures), pcie-a (a PCIe server with one NIC per
+// socket: two GPUs per rail), and bare, a GPU node without a NodeTopology.
 func newCluster(t *testing.T, cfg scheduler.Config) *cluster {
-	c := &cluster{t: t, store: state.New(state.DefaultGPUResources), client: fake.NewClientset()}
+	c := &cluster{t: t, store: state.New(state.DefaultGPUResources, placement.DefaultWeights, nil), client: fake.NewClientset()}
 	extendertest.BindLikeTheAPIServer(c.client)
-	for name, m := range map[string]topologytest.Machine{"dgx-a": topologytest.DGXH100(), "dgx-b": topologytest.DGXH100(), "pcie-a": topologytest.PCIeServer()} {
+	for name, m := range map[string]topologytest.Machine{"dgx-a": topologytest.DGXH100(), "dgx-b": topologytest.DGXH100(), "pcie-a": topologytest.PCIeServerOneNIC()} {
 		c.store.SetNode(extendertest.Node(name, len(m.Node().GPUs)))
 		c.store.SetTopology(name, extendertest.Topology(name, m), nil)
 	}
 	c.store.SetNode(extendertest.Node("bare", 8))
-	if cfg.Weights == (placement.Weights{}) {
-		cfg.Weights = placement.DefaultWeights
-	}
 	c.ext = scheduler.New(c.store, c.client, cfg, nil)
 	return c
 }
@@ -58,10 +61,15 @@ func (c *cluster) add(pod *corev1.Pod) *corev1.Pod {
 // bind binds and, like the pod informer would, tells the store the pod's new state.
 func (c *cluster) bind(pod *corev1.Pod, node string) error {
 	err := c.ext.Bind(context.Background(), &extenderv1.ExtenderBindingArgs{PodName: pod.Name, PodNamespace: pod.Namespace, PodUID: pod.UID, Node: node})
-	if current, getErr := c.client.CoreV1().Pods(pod.Namespace).Get(context.Background(), pod.Name, metav1.GetOptions{}); getErr == nil {
+	c.sync(pod)
+	return err
+}
+
+// sync tells the store the pod's state in the API, as the pod informer would.
+func (c *cluster) sync(pod *corev1.Pod) {
+	if current, err := c.client.CoreV1().Pods(pod.Namespace).Get(context.Background(), pod.Name, metav1.GetOptions{}); err == nil {
 		c.store.SetPod(current)
 	}
-	return err
 }
 
 func (c *cluster) filter(pod *corev1.Pod, nodes ...string) *extenderv1.ExtenderFilterResult {
@@ -73,102 +81,22 @@ func (c *cluster) filter(pod *corev1.Pod, nodes ...string) *extenderv1.ExtenderF
 	return res
 }
 
-func TestFilterNonGPUPodPassesUntouched(t *testing.T) {
-	c := newCluster(t, scheduler.Config{})
-	pod := extendertest.Pod("ns", "web", 0)
-	res := c.filter(pod, "dgx-a", "bare")
-	if len(*res.NodeNames) != 2 || len(res.FailedNodes) != 0 || len(res.FailedAndUnresolvableNodes) != 0 {
-		t.Errorf("a pod without GPUs should pass every node: %+v", res)
+func (c *cluster) scores(pod *corev1.Pod, nodes ...string) map[string]int64 {
+	c.t.Helper()
+	list, err := c.ext.Prioritize(&extenderv1.ExtenderArgs{Pod: pod, NodeNames: &nodes})
+	if err != nil {
+		c.t.Fatal(err)
 	}
-	nodes := &corev1.NodeList{Items: []corev1.Node{*extendertest.Node("dgx-a", 8), *extendertest.Node("bare", 8)}}
-	full, err := c.ext.Filter(&extenderv1.ExtenderArgs{Pod: pod, Nodes: nodes})
-	if err != nil || full.Nodes == nil || len(full.Nodes.Items) != 2 || full.NodeNames != nil {
-		t.Errorf("full Node objects in, full Node objects out: %+v, %v", full, err)
+	out := map[string]int64{}
+	for _, h := range *list {
+		out[h.Host] = h.Score
 	}
+	return out
 }
 
-func TestFilterFullNodePodNeedsAFreePF(t *testing.T) {
-	c := newCluster(t, scheduler.Config{})
-	// dgx-a: every PF but NIC0 given away, and NIC0 has a VF in use.
-	nt := extendertest.Topology("dgx-a", topologytest.DGXH100())
-	for i, nic := range nt.Status.Topology.NICs {
-		if !nic.RDMA() {
-			continue
-		}
-		a := v1alpha1.Attachment{Pod: "ns/other", PodUID: types.UID("u" + nic.PCIAddress), Kind: placement.KindPF, NIC: nic.PCIAddress, Device: nic.PCIAddress}
-		if nic.PCIAddress == "0000:1a:00.0" {
-			a.Kind, a.Device = placement.KindVF, nt.Status.Topology.NICs[i].SRIOV.VFs[0].PCIAddress
-		}
-		nt.Status.Attachments = append(nt.Status.Attachments, a)
-	}
-	c.store.SetTopology("dgx-a", nt, nil)
-	res := c.filter(extendertest.Pod("ns", "train", 8), "dgx-a", "dgx-b", "bare", "pcie-a")
-	if got := *res.NodeNames; len(got) != 1 || got[0] != "dgx-b" {
-		t.Errorf("passing nodes = %v, want [dgx-b]", got)
-	}
-	if why := res.FailedNodes["dgx-a"]; !strings.Contains(why, "needs a free PF for 8/8 GPUs: 0 of 8 PFs free (0000:1a:00.0 has 1 VFs in use; 0000:42:00.0 is given to ns/other") {
-		t.Errorf("dgx-a reason = %q", why)
-	}
-	if why := res.FailedAndUnresolvableNodes["bare"]; !strings.Contains(why, "no NodeTopology") {
-		t.Errorf("bare reason = %q", why)
-	}
-	if why := res.FailedAndUnresolvableNodes["pcie-a"]; !strings.Contains(why, "needs 8 GPUs: node has only 4") {
-		t.Errorf("pcie-a reason = %q", why)
-	}
-}
-
-func TestFilterBadInput(t *testing.T) {
-	c := newCluster(t, scheduler.Config{})
-	res := c.filter(extendertest.Pod("ns", "p", 2, v1alpha1.AnnotationNIC, "whole"), "dgx-a")
-	if why := res.FailedAndUnresolvableNodes["dgx-a"]; !strings.Contains(why, `topolane.io/nic is "whole": want one of auto, pf, vf, none`) {
-		t.Errorf("bad annotation: %q", why)
-	}
-	names := []string{"dgx-a", "ghost"}
-	if _, err := c.ext.Filter(&extenderv1.ExtenderArgs{Pod: extendertest.Pod("ns", "p", 2), NodeNames: &names}); !errors.Is(err, scheduler.ErrBadRequest) || !strings.Contains(err.Error(), `node "ghost" is unknown`) {
-		t.Errorf("unknown node: %v", err)
-	}
-	if _, err := c.ext.Filter(&extenderv1.ExtenderArgs{NodeNames: &names}); !errors.Is(err, scheduler.ErrBadRequest) {
-		t.Errorf("no pod: %v", err)
-	}
-}
-
-// sharedPCIe makes every PF of pcie-a carry a share: no PF can go whole, shares remain.
-func (c *cluster) sharedPCIe() {
-	nt := extendertest.Topology("pcie-a", topologytest.PCIeServer(),
-		v1alpha1.Attachment{Pod: "ns/a", PodUID: "a", Kind: placement.KindVF, NIC: "0000:18:00.0", Device: "0000:18:00.2"},
-		v1alpha1.Attachment{Pod: "ns/b", PodUID: "b", Kind: placement.KindMacvlan, NIC: "0000:18:00.1", Device: "0000:18:00.1"},
-		v1alpha1.Attachment{Pod: "ns/c", PodUID: "c", Kind: placement.KindMacvlan, NIC: "0000:b2:00.0", Device: "0000:b2:00.0"},
-		v1alpha1.Attachment{Pod: "ns/d", PodUID: "d", Kind: placement.KindMacvlan, NIC: "0000:b2:00.1", Device: "0000:b2:00.1"})
-	c.store.SetTopology("pcie-a", nt, nil)
-}
-
-func TestFallbackVF(t *testing.T) {
-	for _, tt := range []struct {
-		policy   scheduler.NoPFPolicy
-		pass     bool
-		bindKind placement.Kind
-	}{{scheduler.NoPFReject, false, ""}, {scheduler.NoPFFallbackVF, true, placement.KindVF}} {
-		c := newCluster(t, scheduler.Config{NoPF: tt.policy})
-		c.sharedPCIe()
-		pod := c.add(extendertest.Pod("ns", "full", 4))
-		res := c.filter(pod, "pcie-a")
-		if got := len(*res.NodeNames) == 1; got != tt.pass {
-			t.Errorf("%s: passes = %v, want %v (%+v)", tt.policy, got, tt.pass, res)
-		}
-		err := c.bind(pod, "pcie-a")
-		if !tt.pass {
-			if !errors.Is(err, scheduler.ErrConflict) {
-				t.Errorf("%s: bind err = %v, want a conflict", tt.policy, err)
-			}
-			continue
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", tt.policy, err)
-		}
-		if a := allocation(t, c, pod); a.Kind != tt.bindKind || a.Device != "0000:18:00.3" {
-			t.Errorf("%s: allocation %+v, want the free VF 0000:18:00.3", tt.policy, a)
-		}
-	}
+// attach publishes a NodeTopology of the node's machine with the attachments, as its agent would.
+func (c *cluster) attach(node string, m topologytest.Machine, atts ...v1alpha1.Attachment) {
+	c.store.SetTopology(node, extendertest.Topology(node, m, atts...), nil)
 }
 
 func allocation(t *testing.T, c *cluster, pod *corev1.Pod) v1alpha1.Allocation {
@@ -184,29 +112,150 @@ func allocation(t *testing.T, c *cluster, pod *corev1.Pod) v1alpha1.Allocation {
 	return a
 }
 
+func TestFilterNonGPUPodPassesUntouched(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	pod := extendertest.Pod("ns", "web", 0)
+	res := c.filter(pod, "dgx-a", "bare", "not-yet-known")
+	if len(*res.NodeNames) != 3 || len(res.FailedNodes) != 0 || len(res.FailedAndUnresolvableNodes) != 0 {
+		t.Errorf("a pod without GPUs should pass every node: %+v", res)
+	}
+	nodes := &corev1.NodeList{Items: []corev1.Node{*extendertest.Node("dgx-a", 8), *extendertest.Node("bare", 8)}}
+	full, err := c.ext.Filter(&extenderv1.ExtenderArgs{Pod: pod, Nodes: nodes})
+	if err != nil || full.Nodes == nil || len(full.Nodes.Items) != 2 || full.NodeNames != nil {
+		t.Errorf("full Node objects in, full Node objects out: %+v, %v", full, err)
+	}
+}
+
+// TestFilterFullNodePodNeedsEveryRail: a pod of every free GPU needs the whole PF of each of
+// their rails; one rail's PF with a VF in use rejects the node, naming the rail and the holder.
+func TestFilterFullNodePodNeedsEveryRail(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	// dgx-a: a 1-GPU pod on GPU5 was given a VF on rail 0's NIC (its own rail's share was taken).
+	c.attach("dgx-a", topologytest.DGXH100(), v1alpha1.Attachment{Pod: "ns/small", PodUID: "small", Kind: placement.KindVF, NIC: dgxNICs[0],
+		Device: "0000:1a:00.2", Rail: 5, GPUs: []string{dgxGPUs[5]}})
+	small := extendertest.Pod("ns", "small", 1)
+	small.UID, small.Spec.NodeName = "small", "dgx-a"
+	c.store.SetPod(small)
+	res := c.filter(extendertest.Pod("ns", "train", 7), "dgx-a", "dgx-b", "bare", "pcie-a")
+	if got := *res.NodeNames; len(got) != 1 || got[0] != "dgx-b" {
+		t.Errorf("passing nodes = %v, want [dgx-b]", got)
+	}
+	if why := res.FailedNodes["dgx-a"]; why != "topolane: needs the whole PF of 7 rails for 7/7 GPUs: rail 0 (0000:1a:00.0 has 1 VF in use by ns/small)" {
+		t.Errorf("dgx-a reason = %q", why)
+	}
+	if why := res.FailedAndUnresolvableNodes["bare"]; !strings.Contains(why, "no NodeTopology") {
+		t.Errorf("bare reason = %q", why)
+	}
+	if why := res.FailedAndUnresolvableNodes["pcie-a"]; !strings.Contains(why, "needs 7 GPUs: node has only 4") {
+		t.Errorf("pcie-a reason = %q", why)
+	}
+}
+
+func TestFilterGDRRequired(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	res := c.filter(extendertest.Pod("ns", "p", 2, v1alpha1.AnnotationGDR, "required"), "dgx-a", "pcie-a")
+	if got := *res.NodeNames; len(got) != 1 || got[0] != "dgx-a" {
+		t.Errorf("passing nodes = %v, want [dgx-a]", got)
+	}
+	if why := res.FailedAndUnresolvableNodes["pcie-a"]; !strings.Contains(why, "needs GPUDirect RDMA for 2 GPUs (topolane.io/gdr: required): only 0 of 4 GPUs") {
+		t.Errorf("pcie-a reason = %q", why)
+	}
+}
+
+func TestFilterBadInput(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	for key, value := range map[string]string{v1alpha1.AnnotationNIC: "whole", v1alpha1.AnnotationNICs: "all", v1alpha1.AnnotationGDR: "yes"} {
+		res := c.filter(extendertest.Pod("ns", "p", 2, key, value), "dgx-a")
+		if why := res.FailedAndUnresolvableNodes["dgx-a"]; !strings.Contains(why, key+` is "`+value+`"`) {
+			t.Errorf("bad %s: %q", key, why)
+		}
+	}
+	names := []string{"dgx-a"}
+	if _, err := c.ext.Filter(&extenderv1.ExtenderArgs{NodeNames: &names}); !errors.Is(err, scheduler.ErrBadRequest) {
+		t.Errorf("no pod: %v", err)
+	}
+}
+
+// TestUnknownNodeIsOneFailedNode: a node the extender has not heard of yet (its Node event is
+// still on the way) fails alone, with a reason; the others are decided as usual.
+func TestUnknownNodeIsOneFailedNode(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	pod := extendertest.Pod("ns", "p", 2)
+	res := c.filter(pod, "dgx-a", "new-node")
+	if got := *res.NodeNames; len(got) != 1 || got[0] != "dgx-a" {
+		t.Errorf("passing = %v", got)
+	}
+	if why := res.FailedNodes["new-node"]; !strings.Contains(why, `node "new-node" is unknown to topolane`) {
+		t.Errorf("new-node: %q (unresolvable: %q)", why, res.FailedAndUnresolvableNodes["new-node"])
+	}
+	if s := c.scores(pod, "dgx-a", "new-node"); s["new-node"] != 0 || s["dgx-a"] == 0 {
+		t.Errorf("scores %v: want the unknown node 0", s)
+	}
+}
+
+// sharedPCIe gives each of pcie-a's two NICs a share in use by a pod on one of its GPUs: no PF
+// can go whole, and 2 GPUs, one per rail, are free with shares left.
+func (c *cluster) sharedPCIe() {
+	c.attach("pcie-a", topologytest.PCIeServerOneNIC(),
+		v1alpha1.Attachment{Pod: "ns/a", PodUID: "a", Kind: placement.KindVF, NIC: "0000:18:00.0", Device: "0000:18:00.2", Rail: 0, GPUs: []string{"0000:17:00.0"}},
+		v1alpha1.Attachment{Pod: "ns/c", PodUID: "c", Kind: placement.KindMacvlan, NIC: "0000:b2:00.0", Device: "0000:b2:00.0", Rail: 1, GPUs: []string{"0000:b1:00.0"}})
+	for _, uid := range []string{"a", "c"} {
+		p := extendertest.Pod("ns", uid, 1)
+		p.UID, p.Spec.NodeName = types.UID(uid), "pcie-a"
+		c.store.SetPod(p)
+	}
+}
+
+// TestFallbackVF: under fallback-vf a pod that needs whole PFs nowhere free is filtered,
+// scored and bound as a pod of shares, all three alike.
+func TestFallbackVF(t *testing.T) {
+	for _, tt := range []struct {
+		policy scheduler.NoPFPolicy
+		pass   bool
+	}{{scheduler.NoPFReject, false}, {scheduler.NoPFFallbackVF, true}} {
+		c := newCluster(t, scheduler.Config{NoPF: tt.policy})
+		c.sharedPCIe()
+		pod := c.add(extendertest.Pod("ns", "rest", 2))
+		res := c.filter(pod, "pcie-a")
+		if got := len(*res.NodeNames) == 1; got != tt.pass {
+			t.Errorf("%s: passes = %v, want %v (%+v)", tt.policy, got, tt.pass, res)
+		}
+		score := c.scores(pod, "pcie-a")["pcie-a"]
+		err := c.bind(pod, "pcie-a")
+		if !tt.pass {
+			if score != 0 || !errors.Is(err, scheduler.ErrConflict) {
+				t.Errorf("%s: score %d, bind err %v: want 0 and a conflict", tt.policy, score, err)
+			}
+			continue
+		}
+		if score == 0 || err != nil {
+			t.Fatalf("%s: score %d, bind %v: want scored as it was filtered, and bound", tt.policy, score, err)
+		}
+		a := allocation(t, c, pod)
+		if len(a.Devices) != 2 || a.Devices[0].Device != "0000:18:00.3" || a.Devices[1].Kind != placement.KindMacvlan {
+			t.Errorf("%s: allocation %+v, want the free VF of rail 0 and a macvlan on rail 1", tt.policy, a)
+		}
+	}
+}
+
 func TestPrioritize(t *testing.T) {
 	c := newCluster(t, scheduler.Config{})
 	first := c.add(extendertest.Pod("ns", "small-1", 2))
 	if err := c.bind(first, "dgx-a"); err != nil {
 		t.Fatal(err)
 	}
-	nodes := []string{"dgx-a", "dgx-b", "pcie-a", "bare"}
-	list, err := c.ext.Prioritize(&extenderv1.ExtenderArgs{Pod: extendertest.Pod("ns", "small-2", 2), NodeNames: &nodes})
-	if err != nil {
-		t.Fatal(err)
-	}
-	score := map[string]int64{}
-	for _, h := range *list {
-		score[h.Host] = h.Score
-	}
-	// dgx-a already shares NIC0's VFs and has 6 GPUs free: better than breaking a whole PF on dgx-b.
+	score := c.scores(extendertest.Pod("ns", "small-2", 2), "dgx-a", "dgx-b", "pcie-a", "bare")
+	// dgx-a has 6 GPUs free, a closer fit than dgx-b's 8.
 	if !(score["dgx-a"] > score["dgx-b"]) || score["bare"] != 0 {
 		t.Errorf("scores %v: want dgx-a above dgx-b, bare 0", score)
 	}
-	list, _ = c.ext.Prioritize(&extenderv1.ExtenderArgs{Pod: extendertest.Pod("ns", "web", 0), NodeNames: &nodes})
-	for _, h := range *list {
-		if h.Score != 0 {
-			t.Errorf("a pod without GPUs should score 0 everywhere: %+v", *list)
+	// The PCIe server is no GPUDirect RDMA node: below a DGX, and the same without GDR.
+	if !(score["dgx-b"] > score["pcie-a"]) {
+		t.Errorf("scores %v: want dgx-b above pcie-a", score)
+	}
+	for _, s := range c.scores(extendertest.Pod("ns", "web", 0), "dgx-a", "bare") {
+		if s != 0 {
+			t.Error("a pod without GPUs should score 0 everywhere")
 		}
 	}
 }

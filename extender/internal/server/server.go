@@ -19,6 +19,8 @@ import (
 	"github.com/topolane/topolane/extender/internal/state"
 )
 
+const notReady = "not ready: topolane has not yet taken in every Node, Pod and NodeTopology the API server listed; the scheduler retries"
+
 // MaxBodyBytes bounds a request: 5,000 full Node objects are about 14 MB.
 const MaxBodyBytes = 16 << 20
 
@@ -42,6 +44,7 @@ func New(ext *scheduler.Extender, store *state.Store, ready func() bool, reg *pr
 	r.HandleFunc("/filter", s.timed("filter", s.filter)).Methods(http.MethodPost)
 	r.HandleFunc("/prioritize", s.timed("prioritize", s.prioritize)).Methods(http.MethodPost)
 	r.HandleFunc("/bind", s.timed("bind", s.bind)).Methods(http.MethodPost)
+	r.HandleFunc("/preempt", s.timed("preempt", s.preempt)).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
@@ -52,11 +55,17 @@ func New(ext *scheduler.Extender, store *state.Store, ready func() bool, reg *pr
 	return r
 }
 
-// timed records the verb's latency and refuses bodies that are not JSON.
+// timed records the verb's latency, answers 503 until the store has taken in the informers'
+// first lists (an answer before would reject nodes whose NodeTopology is not folded in yet, or
+// give a reserved device again), and refuses bodies that are not JSON.
 func (s *Server) timed(verb string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		defer func() { s.latency.WithLabelValues(verb).Observe(time.Since(start).Seconds()) }()
+		if !s.ready() {
+			writeMessage(w, http.StatusServiceUnavailable, notReady)
+			return
+		}
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 			writeMessage(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type is %q: send application/json", r.Header.Get("Content-Type")))
 			return
@@ -84,6 +93,8 @@ func status(err error) int {
 	switch {
 	case errors.Is(err, scheduler.ErrBadRequest):
 		return http.StatusBadRequest
+	case errors.Is(err, scheduler.ErrForbidden):
+		return http.StatusForbidden
 	case errors.Is(err, scheduler.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, scheduler.ErrConflict):

@@ -23,12 +23,12 @@ import (
 )
 
 func newServer(t testing.TB, ready bool) (*httptest.Server, *state.Store) {
-	store := state.New(state.DefaultGPUResources)
+	store := state.New(state.DefaultGPUResources, placement.DefaultWeights, nil)
 	for _, name := range []string{"dgx-a", "dgx-b"} {
 		store.SetNode(extendertest.Node(name, 8))
 		store.SetTopology(name, extendertest.Topology(name, topologytest.DGXH100()), nil)
 	}
-	ext := scheduler.New(store, fake.NewClientset(), scheduler.Config{Weights: placement.DefaultWeights, NoPF: scheduler.NoPFReject}, nil)
+	ext := scheduler.New(store, fake.NewClientset(), scheduler.Config{NoPF: scheduler.NoPFReject}, nil)
 	srv := httptest.NewServer(server.New(ext, store, func() bool { return ready }, prometheus.NewRegistry()))
 	t.Cleanup(srv.Close)
 	return srv, store
@@ -114,8 +114,11 @@ func TestBadRequests(t *testing.T) {
 		{"no content type", http.MethodPost, "/bind", "", []byte(`{}`), 415, "send application/json"},
 		{"malformed JSON", http.MethodPost, "/filter", "application/json", []byte(`{"Pod": [`), 400, "malformed JSON"},
 		{"body over the limit", http.MethodPost, "/filter", "application/json", huge, 413, "nodeCacheCapable"},
-		{"unknown node", http.MethodPost, "/filter", "application/json", args(t, 1, "ghost"), 400, `node \"ghost\" is unknown`},
-		{"unknown node, prioritize", http.MethodPost, "/prioritize", "application/json", args(t, 1, "ghost"), 400, `node \"ghost\" is unknown`},
+		// A node the extender has not heard of yet fails alone, with its reason.
+		{"unknown node", http.MethodPost, "/filter", "application/json", args(t, 1, "ghost", "dgx-a"), 200,
+			`"NodeNames":["dgx-a"],"FailedNodes":{"ghost":"topolane: node \"ghost\" is unknown to topolane`},
+		{"unknown node, prioritize", http.MethodPost, "/prioritize", "application/json", args(t, 1, "ghost"), 200, `[{"Host":"ghost","Score":0}]`},
+		{"preemption without a pod", http.MethodPost, "/preempt", "application/json", []byte(`{}`), 400, "carry no pod"},
 		{"no pod", http.MethodPost, "/prioritize", "application/json", []byte(`{"NodeNames": ["dgx-a"]}`), 400, "carry no pod"},
 		{"bind without a node", http.MethodPost, "/bind", "application/json", []byte(`{"PodName": "p", "PodNamespace": "ns"}`), 400, "need PodName, PodNamespace and Node"},
 		{"bind of an unknown pod", http.MethodPost, "/bind", "application/json", []byte(`{"PodName": "p", "PodNamespace": "ns", "Node": "dgx-a"}`), 404, "does not exist"},
@@ -156,14 +159,21 @@ func TestHealthReadinessMetricsDebug(t *testing.T) {
 	if code, _ := get(t, srv.URL+"/healthz"); code != 200 {
 		t.Errorf("healthz %d", code)
 	}
-	if code, body := get(t, srv.URL+"/readyz"); code != 503 || !strings.Contains(body, "have not synced") {
+	if code, body := get(t, srv.URL+"/readyz"); code != 503 || !strings.Contains(body, "not ready: topolane has not yet taken in") {
 		t.Errorf("readyz before sync: %d %s", code, body)
 	}
-	post(t, srv.URL+"/filter", "application/json", args(t, 8, "dgx-a"))
+	// Before the store has taken in the first lists, no verb answers: a filter now could reject
+	// nodes whose NodeTopology is on its way, a bind could give a reserved device again.
+	for _, verb := range []string{"/filter", "/prioritize", "/bind", "/preempt"} {
+		if code, body := post(t, srv.URL+verb, "application/json", args(t, 8, "dgx-a")); code != 503 || !strings.Contains(body, "not ready") {
+			t.Errorf("%s before sync: %d %s", verb, code, body)
+		}
+	}
 	if code, body := get(t, srv.URL+"/metrics"); code != 200 || !strings.Contains(body, `topolane_extender_request_duration_seconds_count{verb="filter"} 1`) {
 		t.Errorf("metrics: %d\n%s", code, body)
 	}
-	if code, body := get(t, srv.URL+"/debug/nodes/dgx-a"); code != 200 || !strings.Contains(body, `"pfsFree":8`) {
+	if code, body := get(t, srv.URL+"/debug/nodes/dgx-a"); code != 200 || !strings.Contains(body, `"pfsFree":8`) ||
+		!strings.Contains(body, `"rails":[{"index":0,"nic":"0000:1a:00.0","gpus":["0000:1b:00.0"],"freeGPUs":1,"pfFree":true,"freeShares":4}`) {
 		t.Errorf("debug: %d %s", code, body)
 	}
 	if code, body := get(t, srv.URL+"/debug/nodes/ghost"); code != 404 || !strings.Contains(body, "knows nothing of node ghost") {
@@ -183,9 +193,10 @@ func FuzzHandlers(f *testing.F) {
 	f.Add("/bind", `{"PodName":"p","PodNamespace":"ns","Node":"dgx-a","PodUID":"x"}`)
 	f.Add("/filter", `{"Pod":{"metadata":{"annotations":{"topolane.io/nic":"pf"}}},"Nodes":{"items":[{"metadata":{"name":"dgx-b"}}]}}`)
 	f.Add("/filter", `null`)
+	f.Add("/preempt", `{"Pod":{"metadata":{"uid":"u"},"spec":{"containers":[{"resources":{"limits":{"nvidia.com/gpu":"8"}}}]}},"NodeNameToMetaVictims":{"dgx-a":{"Pods":[{"UID":"x"}]}}}`)
 	srv, _ := newServer(f, true)
 	f.Fuzz(func(t *testing.T, path, body string) {
-		if path != "/filter" && path != "/prioritize" && path != "/bind" {
+		if path != "/filter" && path != "/prioritize" && path != "/bind" && path != "/preempt" {
 			return
 		}
 		code, resp := post(t, srv.URL+path, "application/json", []byte(body))

@@ -60,9 +60,24 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, res)
 }
 
+// preempt answers the scheduler's preemption candidates with the victims that free the devices
+// the pod needs.
+func (s *Server) preempt(w http.ResponseWriter, r *http.Request) {
+	var args extenderv1.ExtenderPreemptionArgs
+	if !decode(w, r, &args) {
+		return
+	}
+	res, err := s.ext.Preempt(&args)
+	if err != nil {
+		writeMessage(w, status(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !s.ready() {
-		writeMessage(w, http.StatusServiceUnavailable, "not ready: the Node, Pod and NodeTopology caches have not synced")
+		writeMessage(w, http.StatusServiceUnavailable, notReady)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -18,8 +18,9 @@ import (
 )
 
 // Watch feeds the store from informers on Nodes, Pods and NodeTopologies until ctx ends. The
-// returned function reports whether all three have synced: before that the store may miss
-// reservations, so the extender is not ready.
+// returned function reports whether the store has taken in everything the first lists held
+// (the handlers' registrations have synced, not merely the informers' caches): before that the
+// store may miss reservations and topologies, so the verbs must not answer.
 func Watch(ctx context.Context, s *Store, client kubernetes.Interface, dyn dynamic.Interface) (synced func() bool, err error) {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	nodes := factory.Core().V1().Nodes().Informer()
@@ -28,17 +29,27 @@ func Watch(ctx context.Context, s *Store, client kubernetes.Interface, dyn dynam
 		return nil, fmt.Errorf("setting the pod transform: %w", err)
 	}
 	topos := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0).ForResource(v1alpha1.GroupVersionResource).Informer()
+	var regs []cache.ResourceEventHandlerRegistration
 	for _, reg := range []struct {
 		inf cache.SharedIndexInformer
 		h   cache.ResourceEventHandler
 	}{{nodes, nodeHandler(s)}, {pods, podHandler(s)}, {topos, topologyHandler(s)}} {
-		if _, err := reg.inf.AddEventHandler(reg.h); err != nil {
+		r, err := reg.inf.AddEventHandler(reg.h)
+		if err != nil {
 			return nil, fmt.Errorf("adding an event handler: %w", err)
 		}
+		regs = append(regs, r)
 	}
 	factory.Start(ctx.Done())
 	go topos.Run(ctx.Done())
-	return func() bool { return nodes.HasSynced() && pods.HasSynced() && topos.HasSynced() }, nil
+	return func() bool {
+		for _, r := range regs {
+			if !r.HasSynced() {
+				return false
+			}
+		}
+		return true
+	}, nil
 }
 
 // WaitForSync blocks until synced reports true or the timeout passes.

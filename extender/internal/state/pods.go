@@ -1,13 +1,13 @@
 package state
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/klog/v2"
 
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
-	"github.com/topolane/topolane/topology/placement"
 )
 
 // DefaultGPUResources are the extended resources counted as GPUs.
@@ -40,9 +40,12 @@ func containerGPUs(c corev1.Container, resources []corev1.ResourceName) int {
 
 // podUse is what a pod holds on a node.
 type podUse struct {
-	key   string // namespace/name
-	gpus  int
-	alloc *placement.Allocation
+	key      string // namespace/name
+	rv       string // the resource version it was read at
+	gpus     int
+	priority int32
+	alloc    *v1alpha1.Allocation // nil when it has none, or one that does not count
+	forged   string               // why its allocation annotation does not count
 }
 
 // PodInfo is the little of a pod the store reads. The pod informer caches these instead of
@@ -53,6 +56,7 @@ type PodInfo struct {
 	metav1.ObjectMeta
 	NodeName string
 	GPUs     int
+	Priority int32
 	Finished bool // Succeeded or Failed: it holds nothing
 }
 
@@ -67,6 +71,9 @@ func (p *PodInfo) DeepCopyObject() runtime.Object {
 func NewPodInfo(pod *corev1.Pod, gpuResources []corev1.ResourceName) *PodInfo {
 	info := &PodInfo{NodeName: pod.Spec.NodeName, GPUs: PodGPUs(pod, gpuResources),
 		Finished: pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed}
+	if pod.Spec.Priority != nil {
+		info.Priority = *pod.Spec.Priority
+	}
 	info.Name, info.Namespace, info.UID, info.ResourceVersion = pod.Name, pod.Namespace, pod.UID, pod.ResourceVersion
 	if a, ok := pod.Annotations[v1alpha1.AnnotationAllocation]; ok {
 		info.Annotations = map[string]string{v1alpha1.AnnotationAllocation: a}
@@ -82,25 +89,38 @@ func (s *Store) TransformPod(obj any) (any, error) {
 	return obj, nil
 }
 
-// placedOn returns the node a pod counts on, if any: where it is bound, or, before binding,
-// where the extender reserved a device for it. Finished pods hold nothing.
-func placedOn(pod *PodInfo) (node string, alloc *v1alpha1.Allocation) {
+// usageOf is what a pod holds and the node it counts on, if any: where it is bound, or, before
+// binding, where its allocation reserved devices. Finished pods hold nothing. An allocation
+// counts only when it is the pod's own (its UID) and for the node the pod is on.
+func usageOf(pod *PodInfo) (podUse, string) {
+	use := podUse{key: pod.Namespace + "/" + pod.Name, rv: pod.ResourceVersion, gpus: pod.GPUs, priority: pod.Priority}
 	if pod.Finished {
-		return "", nil
+		return use, ""
 	}
 	if s, ok := pod.Annotations[v1alpha1.AnnotationAllocation]; ok {
 		a, err := v1alpha1.ParseAllocation(s)
-		if err != nil {
-			klog.InfoS("Ignoring a pod's allocation annotation", "pod", klog.KObj(pod), "err", err)
-		} else if pod.NodeName == "" || pod.NodeName == a.Node {
-			alloc = &a
+		switch {
+		case err != nil:
+			use.forged = fmt.Sprintf("pod %s: %v: ignored", use.key, err)
+		case a.PodUID != pod.UID:
+			use.forged = fmt.Sprintf("pod %s carries an allocation of pod UID %s, not its own (%s; copied from another pod?): ignored", use.key, a.PodUID, pod.UID)
+		case pod.NodeName != "" && pod.NodeName != a.Node:
+			use.forged = fmt.Sprintf("pod %s runs on %s but its allocation is for %s: ignored", use.key, pod.NodeName, a.Node)
+		default:
+			use.alloc = &a
 		}
 	}
 	switch {
 	case pod.NodeName != "":
-		return pod.NodeName, alloc
-	case alloc != nil:
-		return alloc.Node, alloc
+		return use, pod.NodeName
+	case use.alloc != nil:
+		return use, use.alloc.Node
+	case use.forged != "":
+		// Not placed: it holds nothing, but the node it names shows the problem.
+		use.gpus = 0
+		if a, err := v1alpha1.ParseAllocation(pod.Annotations[v1alpha1.AnnotationAllocation]); err == nil {
+			return use, a.Node
+		}
 	}
-	return "", nil
+	return use, ""
 }

@@ -1,6 +1,8 @@
 package state_test
 
 import (
+	"strings"
+	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,8 +15,20 @@ import (
 	"github.com/topolane/topolane/topology/topologytest"
 )
 
-func dgxStore() *state.Store {
-	s := state.New(state.DefaultGPUResources)
+// problems records what the store reports.
+type problems struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (p *problems) Problem(node string, pr placement.Problem) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.got = append(p.got, node+": "+pr.Message+" ["+strings.Join(pr.Pods, ",")+"]")
+}
+
+func dgxStore(r state.Reporter) *state.Store {
+	s := state.New(state.DefaultGPUResources, placement.DefaultWeights, r)
 	s.SetNode(extendertest.Node("dgx", 8))
 	s.SetTopology("dgx", extendertest.Topology("dgx", topologytest.DGXH100()), nil)
 	return s
@@ -25,12 +39,22 @@ func bound(p *corev1.Pod, node string) *corev1.Pod {
 	return p
 }
 
+// pfOn is an allocation of one whole PF on node dgx for the pod.
+func pfOn(pod *corev1.Pod, nic string) v1alpha1.Allocation {
+	return v1alpha1.Allocation{Node: "dgx", PodUID: pod.UID, Devices: []v1alpha1.Device{{Rail: 1, Kind: placement.KindPF, NIC: nic, Device: nic}}}
+}
+
+func withAllocation(p *corev1.Pod, a v1alpha1.Allocation) *corev1.Pod {
+	p.Annotations[v1alpha1.AnnotationAllocation] = a.String()
+	return p
+}
+
 func TestPodsCountWhereTheyAre(t *testing.T) {
-	s := dgxStore()
+	s := dgxStore(nil)
 	s.SetPod(bound(extendertest.Pod("ns", "a", 2), "dgx"))
-	alloc := v1alpha1.Allocation{Node: "dgx", Kind: placement.KindPF, NIC: "0000:42:00.0", Device: "0000:42:00.0"}
-	s.SetPod(extendertest.Pod("ns", "reserved", 1, v1alpha1.AnnotationAllocation, alloc.String())) // reserved, not yet bound
-	s.SetPod(extendertest.Pod("ns", "pending", 4))                                                 // placed nowhere yet
+	reserved := extendertest.Pod("ns", "reserved", 1)
+	s.SetPod(withAllocation(reserved, pfOn(reserved, "0000:42:00.0"))) // reserved, not yet bound
+	s.SetPod(extendertest.Pod("ns", "pending", 4))                     // placed nowhere yet
 	d, _ := s.DebugNode("dgx")
 	if d.GPUsFree != 5 || d.PFsFree != 7 || len(d.Pods) != 2 {
 		t.Errorf("free GPUs %d, PFs %d, pods %d; want 5, 7, 2", d.GPUsFree, d.PFsFree, len(d.Pods))
@@ -38,46 +62,42 @@ func TestPodsCountWhereTheyAre(t *testing.T) {
 	done := bound(extendertest.Pod("ns", "a", 2), "dgx")
 	done.Status.Phase = corev1.PodSucceeded
 	s.SetPod(done)
-	s.DeletePod(extendertest.Pod("ns", "reserved", 1).UID)
+	s.DeletePod(reserved.UID)
 	if d, _ := s.DebugNode("dgx"); d.GPUsFree != 8 || d.PFsFree != 8 {
 		t.Errorf("after the pods finished or went: %d GPUs, %d PFs free", d.GPUsFree, d.PFsFree)
 	}
 }
 
 func TestAgentReportOverridesReservation(t *testing.T) {
-	s := dgxStore()
-	alloc := v1alpha1.Allocation{Node: "dgx", Kind: placement.KindPF, NIC: "0000:42:00.0", Device: "0000:42:00.0"}
-	pod := bound(extendertest.Pod("ns", "a", 1, v1alpha1.AnnotationAllocation, alloc.String()), "dgx")
-	s.SetPod(pod)
-	// The agent bound an equivalent PF nearer to the GPU kubelet gave: 0000:1a:00.0.
-	att := v1alpha1.Attachment{Pod: "ns/a", PodUID: pod.UID, Kind: placement.KindPF, NIC: "0000:1a:00.0", Device: "0000:1a:00.0"}
+	s := dgxStore(nil)
+	pod := extendertest.Pod("ns", "a", 1)
+	s.SetPod(bound(withAllocation(pod, pfOn(pod, "0000:42:00.0")), "dgx"))
+	// The agent bound the PF of the rail of the GPU kubelet gave: 0000:1a:00.0.
+	att := v1alpha1.Attachment{Pod: "ns/a", PodUID: pod.UID, Kind: placement.KindPF, NIC: "0000:1a:00.0", Device: "0000:1a:00.0", Rail: 0,
+		GPUs: []string{"0000:1b:00.0"}}
 	s.SetTopology("dgx", extendertest.Topology("dgx", topologytest.DGXH100(), att), nil)
 	d, _ := s.DebugNode("dgx")
-	if len(d.Reserved) != 1 || d.Reserved[0].NIC != "0000:1a:00.0" {
-		t.Errorf("held = %+v, want only the agent's report", d.Reserved)
+	if len(d.Held) != 1 || d.Held[0].NIC != "0000:1a:00.0" {
+		t.Errorf("held = %+v, want only the agent's report", d.Held)
+	}
+	if !d.Rails[1].PFFree || d.Rails[0].PFFree || d.Rails[0].FreeGPUs != 0 {
+		t.Errorf("rails = %+v: want rail 0 given with its GPU, rail 1 free again", d.Rails[:2])
 	}
 }
 
 func TestNodeOfferingFewerGPUsThanFound(t *testing.T) {
-	s := dgxStore()
+	s := dgxStore(nil)
 	s.SetNode(extendertest.Node("dgx", 6)) // two GPUs unhealthy: the device plugin offers 6
 	if d, _ := s.DebugNode("dgx"); d.GPUsFree != 6 {
 		t.Errorf("free GPUs = %d, want 6", d.GPUsFree)
 	}
 }
 
-func TestTopologyProblems(t *testing.T) {
-	s := state.New(state.DefaultGPUResources)
+func TestNodeWithoutTopology(t *testing.T) {
+	s := state.New(state.DefaultGPUResources, placement.DefaultWeights, nil)
 	s.SetNode(extendertest.Node("n", 8))
-	if v := s.Node("n"); !v.Known || v.Summary != nil || v.Problem == "" {
+	if v := s.Node("n"); !v.Known || v.Summary != nil || !strings.Contains(v.Problem, "no NodeTopology") {
 		t.Errorf("a node without NodeTopology: %+v", v)
-	}
-	// A reservation for a NIC the topology lacks: the summary cannot be trusted.
-	s.SetTopology("n", extendertest.Topology("n", topologytest.NoSRIOV()), nil)
-	alloc := v1alpha1.Allocation{Node: "n", Kind: placement.KindPF, NIC: "0000:1a:00.0", Device: "0000:1a:00.0"}
-	s.SetPod(bound(extendertest.Pod("ns", "a", 1, v1alpha1.AnnotationAllocation, alloc.String()), "n"))
-	if v := s.Node("n"); v.Summary != nil || v.Problem == "" {
-		t.Errorf("disagreeing ledger should leave no summary and a problem: %+v", v)
 	}
 	s.DeleteNode("n")
 	if v := s.Node("n"); v.Known {
@@ -85,19 +105,121 @@ func TestTopologyProblems(t *testing.T) {
 	}
 }
 
+// TestStaleEventKeepsReservation: after a bind reserved devices, the pod informer may still
+// deliver the pod as it was before (a late ADD, a resync): the devices stay taken. The
+// reservation ends when the informer shows the reserved version.
+func TestStaleEventKeepsReservation(t *testing.T) {
+	s := dgxStore(nil)
+	pod := extendertest.Pod("ns", "a", 8)
+	pod.ResourceVersion = "5"
+	s.SetPod(pod)
+	var devices []v1alpha1.Device
+	for i, nic := range []string{"0000:1a:00.0", "0000:42:00.0"} {
+		devices = append(devices, v1alpha1.Device{Rail: i, Kind: placement.KindPF, NIC: nic, Device: nic})
+	}
+	a := v1alpha1.Allocation{Node: "dgx", PodUID: pod.UID, Devices: devices}
+	s.Reserve(state.Reservation{UID: pod.UID, Pod: "ns/a", GPUs: 8, Allocation: a, ResourceVersion: "7"})
+	stale := pod.DeepCopy() // the informer's view before the patch
+	s.SetPod(stale)
+	if d, _ := s.DebugNode("dgx"); d.GPUsFree != 0 || d.PFsFree != 6 || len(d.Assumed) != 1 {
+		t.Fatalf("after a stale event: %d GPUs, %d PFs free, assumed %v; want 0, 6, the reservation", d.GPUsFree, d.PFsFree, d.Assumed)
+	}
+	seen := withAllocation(pod.DeepCopy(), a)
+	seen.ResourceVersion = "7"
+	s.SetPod(seen)
+	if d, _ := s.DebugNode("dgx"); d.GPUsFree != 0 || d.PFsFree != 6 || len(d.Assumed) != 0 {
+		t.Errorf("once the informer shows it: %d GPUs, %d PFs free, assumed %v; want 0, 6, none", d.GPUsFree, d.PFsFree, d.Assumed)
+	}
+	s.SetPod(stale) // an older version than the store has: ignored
+	if d, _ := s.DebugNode("dgx"); d.PFsFree != 6 {
+		t.Errorf("a stale event after the confirmation freed PFs: %d free", d.PFsFree)
+	}
+}
+
+// TestForgedAllocationIgnored: an allocation copied from another pod (kubectl get -o yaml) or
+// naming a device the node lacks counts for nothing, is reported, and never blocks other pods.
+func TestForgedAllocationIgnored(t *testing.T) {
+	var r problems
+	s := dgxStore(&r)
+	victim := extendertest.Pod("ns", "running", 1)
+	copied := extendertest.Pod("ns", "copy", 0)
+	s.SetPod(bound(withAllocation(copied, pfOn(victim, "0000:42:00.0")), "dgx"))
+	ghost := extendertest.Pod("ns", "ghost", 0)
+	s.SetPod(bound(withAllocation(ghost, pfOn(ghost, "0000:ee:00.0")), "dgx"))
+	d, _ := s.DebugNode("dgx")
+	if d.PFsFree != 8 {
+		t.Errorf("PFs free = %d, want 8: neither allocation counts", d.PFsFree)
+	}
+	want := []string{
+		"dgx: pod ns/copy carries an allocation of pod UID uid-ns-running, not its own (uid-ns-copy; copied from another pod?): ignored [ns/copy]",
+		"dgx: pod ns/ghost holds NIC 0000:ee:00.0, which node dgx does not offer (no such NIC): ignored [ns/ghost]",
+	}
+	if strings.Join(r.got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("reported:\n%s\nwant:\n%s", strings.Join(r.got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(d.Problems) != 2 {
+		t.Errorf("/debug problems = %v, want both", d.Problems)
+	}
+	s.SetPod(extendertest.Pod("ns", "other", 1)) // an event elsewhere does not report them again
+	s.SetNode(extendertest.Node("dgx", 8))
+	if len(r.got) != 2 {
+		t.Errorf("problems reported again: %v", r.got)
+	}
+}
+
+// TestTwoHoldersOfOneDevice: both kept, the device counted as taken, the problem reported.
+func TestTwoHoldersOfOneDevice(t *testing.T) {
+	var r problems
+	s := dgxStore(&r)
+	vf := func(p *corev1.Pod) v1alpha1.Allocation {
+		return v1alpha1.Allocation{Node: "dgx", PodUID: p.UID, Devices: []v1alpha1.Device{{Rail: 0, Kind: placement.KindVF, NIC: "0000:1a:00.0", Device: "0000:1a:00.2"}}}
+	}
+	a, b := extendertest.Pod("ns", "a", 1), extendertest.Pod("ns", "b", 1)
+	s.SetPod(bound(withAllocation(a, vf(a)), "dgx"))
+	s.SetPod(bound(withAllocation(b, vf(b)), "dgx"))
+	d, _ := s.DebugNode("dgx")
+	if d.VFsFree != 3 || d.GPUsFree != 6 || len(d.Pods) != 2 {
+		t.Errorf("VFs free %d, GPUs free %d, pods %d: want 3, 6, 2", d.VFsFree, d.GPUsFree, len(d.Pods))
+	}
+	if len(r.got) != 1 || !strings.Contains(r.got[0], "VF 0000:1a:00.2 is held by both") || !strings.Contains(r.got[0], "[ns/a,ns/b]") && !strings.Contains(r.got[0], "[ns/b,ns/a]") {
+		t.Errorf("reported %v", r.got)
+	}
+}
+
+func TestNodeWithoutPods(t *testing.T) {
+	s := dgxStore(nil)
+	a := extendertest.Pod("ns", "a", 8)
+	s.SetPod(bound(withAllocation(a, pfOn(a, "0000:42:00.0")), "dgx"))
+	if v := s.NodeWithout("dgx", a.UID); v.Summary.GPUsFree != 8 || v.Summary.FreePFs() != 8 {
+		t.Errorf("without the pod: %d GPUs, %d PFs free", v.Summary.GPUsFree, v.Summary.FreePFs())
+	}
+	if v := s.Node("dgx"); v.Summary.GPUsFree != 0 {
+		t.Error("NodeWithout changed the node")
+	}
+	if got := s.ReservedFor(a.UID); got != "dgx" {
+		t.Errorf("ReservedFor = %q", got)
+	}
+	if h := s.Holders("dgx"); len(h) != 1 || h[0].Pod != "ns/a" || h[0].GPUs != 8 {
+		t.Errorf("holders %+v", h)
+	}
+}
+
 func TestPodInfoKeepsWhatCounts(t *testing.T) {
-	alloc := v1alpha1.Allocation{Node: "dgx", Kind: placement.KindVF, NIC: "0000:1a:00.0", Device: "0000:1a:00.2"}
-	pod := bound(extendertest.Pod("ns", "a", 3, v1alpha1.AnnotationAllocation, alloc.String(), "other", "x"), "dgx")
+	a := v1alpha1.Allocation{Node: "dgx", PodUID: "u", Devices: []v1alpha1.Device{{Kind: placement.KindVF, NIC: "0000:1a:00.0", Device: "0000:1a:00.2"}}}
+	pod := bound(extendertest.Pod("ns", "a", 3, v1alpha1.AnnotationAllocation, a.String(), "other", "x"), "dgx")
 	pod.Spec.InitContainers = []corev1.Container{{Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{extendertest.GPU: resource.MustParse("5")}}}}
 	pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "sidecar", Image: "busybox"})
+	prio := int32(1000)
+	pod.Spec.Priority = &prio
 	pod.Status.Phase = corev1.PodRunning
-	out, _ := state.New(state.DefaultGPUResources).TransformPod(pod)
+	out, _ := state.New(state.DefaultGPUResources, placement.DefaultWeights, nil).TransformPod(pod)
 	info := out.(*state.PodInfo)
-	if info.GPUs != 5 || info.NodeName != "dgx" || info.UID != pod.UID || info.Finished ||
-		info.Annotations[v1alpha1.AnnotationAllocation] != alloc.String() || len(info.Annotations) != 1 {
+	if info.GPUs != 5 || info.NodeName != "dgx" || info.UID != pod.UID || info.Finished || info.Priority != 1000 ||
+		info.Annotations[v1alpha1.AnnotationAllocation] != a.String() || len(info.Annotations) != 1 {
 		t.Errorf("pod info lost or kept the wrong things: %+v", info)
 	}
-	if c := info.DeepCopyObject().(*state.PodInfo); c.Annotations[v1alpha1.AnnotationAllocation] != alloc.String() {
+	if c := info.DeepCopyObject().(*state.PodInfo); c.Annotations[v1alpha1.AnnotationAllocation] != a.String() {
 		t.Error("deep copy lost the annotation")
 	}
 }
+

@@ -1,7 +1,11 @@
 package state
 
 import (
-	"sync"
+	"maps"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/topolane/topolane/topology/placement"
 )
@@ -18,7 +22,7 @@ type View struct {
 func (s *Store) Node(name string) View {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.view(name)
+	return s.views[name]
 }
 
 // Nodes calls fn with the view of every named node under one read lock, stopping at the first
@@ -28,26 +32,76 @@ func (s *Store) Nodes(names []string, fn func(i int, v View) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for i, name := range names {
-		if err := fn(i, s.view(name)); err != nil {
+		if err := fn(i, s.views[name]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) view(name string) View { return s.views[name] }
-
-// LockNode serialises binds on one node; call the returned function to unlock.
-func (s *Store) LockNode(name string) (unlock func()) {
-	s.mu.Lock()
-	m := s.binds[name]
-	if m == nil {
-		m = &sync.Mutex{}
-		s.binds[name] = m
+// ReservedFor returns the node where the pod holds a reservation (assumed by a bind, or its own
+// allocation as the informer shows it), or "".
+func (s *Store) ReservedFor(uid types.UID) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if r, ok := s.ledger.assumed[uid]; ok {
+		return r.Allocation.Node
 	}
-	s.mu.Unlock()
-	m.Lock()
-	return m.Unlock
+	if name, ok := s.podNode[uid]; ok && s.nodes[name].pods[uid].alloc != nil {
+		return name
+	}
+	return ""
+}
+
+// NodeWithout is the node's view as if the pods held nothing there: a pod's own leftover
+// reservation must not count against it, and preemption asks what evicting pods would free.
+func (s *Store) NodeWithout(name string, uids ...types.UID) View {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.nodes[name]
+	if e == nil || e.topo == nil {
+		return s.views[name]
+	}
+	var assumed []Reservation
+	for _, r := range s.ledger.on(name) {
+		if !slices.Contains(uids, r.UID) {
+			assumed = append(assumed, r)
+		}
+	}
+	without := *e
+	without.pods = maps.Clone(e.pods)
+	without.attachments = maps.Clone(e.attachments)
+	for _, uid := range uids {
+		delete(without.pods, uid)
+		delete(without.attachments, uid)
+	}
+	u, _ := without.usage(assumed)
+	return View{Known: e.exists, Summary: placement.Summarize(e.topo, u, s.weights), Problem: e.topoProblem}
+}
+
+// Holder is a pod that holds GPUs or devices on a node.
+type Holder struct {
+	UID      types.UID
+	Pod      string // namespace/name
+	Priority int32
+	GPUs     int
+}
+
+// Holders lists the pods counted on a node (preemption's candidates), in no particular order.
+func (s *Store) Holders(name string) []Holder {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.nodes[name]
+	if e == nil {
+		return nil
+	}
+	var out []Holder
+	for uid, p := range e.pods {
+		if p.gpus > 0 || p.alloc != nil || len(e.attachments[uid]) > 0 {
+			out = append(out, Holder{UID: uid, Pod: p.key, Priority: p.priority, GPUs: p.gpus})
+		}
+	}
+	return out
 }
 
 // Debug is what /debug/nodes/{node} shows.
@@ -60,8 +114,13 @@ type Debug struct {
 	AllocatableGPUs int                    `json:"allocatableGPUs"`
 	PFsFree         int                    `json:"pfsFree"`
 	VFsFree         int                    `json:"vfsFree"`
+	Rails           []placement.RailInfo   `json:"rails"`
 	Pods            []DebugPod             `json:"pods"`
-	Reserved        []placement.Allocation `json:"devicesHeld"`
+	Held            []placement.Allocation `json:"devicesHeld"`
+	// Assumed are reservations binds made that the pod informer has not shown yet.
+	Assumed []string `json:"assumed"`
+	// Problems are allocations that do not count: forged, stale, or a device held twice.
+	Problems []string `json:"problems"`
 }
 
 // DebugPod is a pod counted on the node.
@@ -78,16 +137,22 @@ func (s *Store) DebugNode(name string) (d Debug, ok bool) {
 	if e == nil {
 		return Debug{}, false
 	}
-	d = Debug{Node: name, Known: e.exists, Problem: e.topoProblem, AllocatableGPUs: e.allocatableGPUs, Pods: []DebugPod{}, Reserved: []placement.Allocation{}}
+	d = Debug{Node: name, Known: e.exists, Problem: e.topoProblem, AllocatableGPUs: e.allocatableGPUs,
+		Rails: []placement.RailInfo{}, Pods: []DebugPod{}, Held: []placement.Allocation{}, Assumed: []string{}, Problems: []string{}}
 	for _, p := range e.pods {
 		d.Pods = append(d.Pods, DebugPod{Pod: p.key, GPUs: p.gpus})
 	}
-	if e.summaryErr != nil {
-		d.Problem = e.summaryErr.Error()
+	slices.SortFunc(d.Pods, func(a, b DebugPod) int { return strings.Compare(a.Pod, b.Pod) })
+	for _, r := range s.ledger.on(name) {
+		d.Assumed = append(d.Assumed, r.Pod)
+	}
+	for _, p := range e.problems {
+		d.Problems = append(d.Problems, p.Message)
 	}
 	if sum := e.summary; sum != nil {
-		d.GPUs, d.GPUsFree, d.PFsFree, d.VFsFree = sum.GPUsTotal, sum.GPUsFree, sum.FreePFs(), sum.FreeVFs()
-		d.Reserved = append(d.Reserved, e.usage().Allocations...)
+		d.GPUs, d.GPUsFree, d.PFsFree, d.VFsFree, d.Rails = sum.GPUsTotal, sum.GPUsFree, sum.FreePFs(), sum.FreeVFs(), sum.Rails()
+		u, _ := e.usage(s.ledger.on(name))
+		d.Held = append(d.Held, u.Allocations...)
 	}
 	return d, true
 }

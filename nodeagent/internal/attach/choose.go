@@ -46,10 +46,7 @@ func decide(node *topology.Node, pod Pod, key string, allocated map[string][]str
 			inUse += len(ids)
 		}
 	}
-	sum, err := placement.Summarize(node, placement.Usage{GPUsInUse: inUse, Allocations: held})
-	if err != nil {
-		return decision{}, err
-	}
+	sum := placement.Summarize(node, placement.Usage{GPUsInUse: inUse, Allocations: held}, placement.DefaultWeights)
 	need, err := needOf(pod, len(gpus), sum.GPUsFree)
 	if err != nil {
 		return decision{}, fmt.Errorf("pod %s: %w", key, err)
@@ -57,11 +54,11 @@ func decide(node *topology.Node, pod Pod, key string, allocated map[string][]str
 	if need == placement.NeedNothing {
 		return decision{}, fmt.Errorf("pod %s has no GPUs from kubelet (or says topolane.io/nic: none): topolane gives a NIC only to GPU pods; do not attach this network to it", key)
 	}
-	c, err := sum.Choose(need, gpus)
+	cs, err := sum.Plan(placement.Request{GPUs: len(gpus), NICs: placement.NICsOne}, need, gpus)
 	if err != nil {
 		return decision{}, fmt.Errorf("pod %s: %w (the device reserved for it is taken: is another pod holding it?)", key, err)
 	}
-	return decision{choice: c, gpus: gpus}, nil
+	return decision{choice: cs[0], gpus: gpus}, nil
 }
 
 // needOf reads what the pod needs: the extender's reservation says the kind; without one the
@@ -72,7 +69,7 @@ func needOf(pod Pod, gpus, free int) (placement.Need, error) {
 		if err != nil {
 			return 0, err
 		}
-		return placement.NeedOf(a.Kind), nil
+		return placement.NeedOf(a.Devices[0].Kind), nil
 	}
 	mode, err := placement.ParseMode(pod.Annotations[v1alpha1.AnnotationNIC])
 	if err != nil {

@@ -20,7 +20,6 @@ import (
 
 	"github.com/topolane/topolane/topology"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
-	"github.com/topolane/topolane/topology/placement"
 )
 
 // AnnotationTopology on the Node changes whenever its NodeTopology does: the scheduler retries
@@ -61,16 +60,7 @@ func (p *Publisher) Publish(ctx context.Context, node *topology.Node, attachment
 }
 
 func statusOf(node *topology.Node, attachments []v1alpha1.Attachment) (v1alpha1.NodeTopologyStatus, error) {
-	u := placement.Usage{}
-	for _, a := range attachments {
-		u.Allocations = append(u.Allocations, placement.Allocation{Pod: a.Pod, Kind: a.Kind, NIC: a.NIC, Device: a.Device})
-	}
-	sum, err := placement.Summarize(node, u)
-	if err != nil {
-		return v1alpha1.NodeTopologyStatus{}, fmt.Errorf("the node's attachments do not fit its topology: %w", err)
-	}
-	return v1alpha1.NodeTopologyStatus{SchemaVersion: topology.SchemaVersion, Topology: *node, Attachments: attachments,
-		GPUs: len(node.GPUs), PFsFree: sum.FreePFs(), VFsFree: sum.FreeVFs()}, nil
+	return v1alpha1.NodeTopologyOf(node, attachments).Status, nil
 }
 
 func hashOf(status v1alpha1.NodeTopologyStatus) string {
