@@ -222,4 +222,3 @@ func TestPodInfoKeepsWhatCounts(t *testing.T) {
 		t.Error("deep copy lost the annotation")
 	}
 }
-
