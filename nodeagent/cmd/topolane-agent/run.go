@@ -29,11 +29,13 @@ import (
 	"github.com/topolane/topolane/nodeagent/internal/netbind"
 	"github.com/topolane/topolane/nodeagent/internal/publish"
 	"github.com/topolane/topolane/nodeagent/internal/sysfs"
+	"github.com/topolane/topolane/nodeagent/internal/validate"
 	"github.com/topolane/topolane/topology"
 )
 
 type runOptions struct {
 	nodeName, kubeconfig, sysfsRoot, socket, stateDir, accelDir, podResources, gpuResources, listen string
+	netnsDirs, cniBinDirs                                                                           string
 	period                                                                                          time.Duration
 }
 
@@ -44,12 +46,14 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	fs.StringVar(&o.nodeName, "node-name", defaultNodeName(), "this node's name (default: $NODE_NAME, else the hostname)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file; empty in a pod (in-cluster config)")
 	fs.StringVar(&o.sysfsRoot, "sysfs-root", sysfs.DefaultRoot, "where sysfs is mounted")
-	fs.StringVar(&o.socket, "socket", cniserver.DefaultSocket, "unix socket the topolane-cni plugin calls")
+	fs.StringVar(&o.socket, "socket", cniserver.DefaultSocket, "unix socket the topolane-cni plugin calls, in a directory of its own (made 0700), never under --accel-dir")
 	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/topolane", "the attachment journal (must survive agent restarts: a hostPath)")
 	fs.StringVar(&o.accelDir, "accel-dir", "/run/topolane/pods", "where pods' acceleration configs are written (a hostPath pods mount)")
 	fs.StringVar(&o.podResources, "pod-resources-socket", kubelet.DefaultSocket, "kubelet's PodResources socket")
 	fs.StringVar(&o.gpuResources, "gpu-resources", "nvidia.com/gpu", "extended resources that are GPUs, comma-separated")
 	fs.StringVar(&o.listen, "listen", ":9109", "address of /healthz, /readyz and /metrics")
+	fs.StringVar(&o.netnsDirs, "netns-dirs", strings.Join(validate.DefaultNetnsDirs, ","), "directories where the runtime keeps pods' network namespaces, comma-separated (CNI_NETNS must be in one, or /proc/<pid>/ns/net)")
+	fs.StringVar(&o.cniBinDirs, "cni-bin-dirs", strings.Join(validate.DefaultCNIBinDirs, ","), "directories of CNI plugins, comma-separated (every CNI_PATH entry must be in one)")
 	fs.DurationVar(&o.period, "period", 5*time.Minute, "how often to discover the node again")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -61,8 +65,10 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 		return o, fmt.Errorf("--node-name is empty: set it, or NODE_NAME from the downward API (spec.nodeName)")
 	case o.period < time.Second:
 		return o, fmt.Errorf("--period %v is too short: want at least 1s", o.period)
+	case len(splitList(o.netnsDirs)) == 0 || len(splitList(o.cniBinDirs)) == 0:
+		return o, fmt.Errorf("--netns-dirs and --cni-bin-dirs need at least one directory each")
 	}
-	return o, nil
+	return o, cniserver.Apart(o.socket, o.accelDir)
 }
 
 func runCmd(args []string, _, stderr io.Writer) int {
@@ -83,6 +89,11 @@ func runCmd(args []string, _, stderr io.Writer) int {
 // runAgent returns devices left by a crash or by pods that ended, discovers and publishes the
 // node, then serves the CNI plugin and health until ctx ends.
 func runAgent(ctx context.Context, o runOptions) error {
+	release, err := lockStateDir(o.stateDir)
+	if err != nil {
+		return err
+	}
+	defer release()
 	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("loading the Kubernetes client config (pass --kubeconfig outside a cluster): %w", err)
@@ -146,7 +157,7 @@ func serveAll(ctx context.Context, o runOptions, a *agent.Agent, reg *prometheus
 	})
 	health.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	servers := []*http.Server{
-		{Handler: cniserver.Handler(a.Attacher, a.Ready, a.Metrics.Observe), ReadHeaderTimeout: 5 * time.Second},
+		cniServer(o, a).HTTPServer(),
 		{Addr: o.listen, Handler: health, ReadHeaderTimeout: 5 * time.Second},
 	}
 	errs := make(chan error, 2)
@@ -168,6 +179,11 @@ func serveAll(ctx context.Context, o runOptions, a *agent.Agent, reg *prometheus
 		err = nil
 	}
 	return err
+}
+
+func cniServer(o runOptions, a *agent.Agent) *cniserver.Server {
+	return &cniserver.Server{Agent: a.Attacher, Ready: a.Ready, Observe: a.Metrics.Observe,
+		Paths: validate.Paths{NetnsDirs: splitList(o.netnsDirs), CNIBinDirs: splitList(o.cniBinDirs)}}
 }
 
 func splitList(s string) []string {
