@@ -55,9 +55,9 @@ type Agent interface {
 // Server serves the plugin's calls.
 type Server struct {
 	Agent   Agent
-	Ready   func() error                                       // whether the agent can take ADDs (STATUS)
+	Ready   func() error                                        // whether the agent can take ADDs (STATUS)
 	Observe func(command string, took time.Duration, err error) // may be nil
-	Paths   validate.Paths                                     // where CNI_NETNS and CNI_PATH may point
+	Paths   validate.Paths                                      // where CNI_NETNS and CNI_PATH may point
 }
 
 // HTTPServer is the server to run on the listener from Listen: it reads each connection's
