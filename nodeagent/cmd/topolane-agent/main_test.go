@@ -71,6 +71,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--socket", "/run/topolane/pods/agent.sock"}, 2, "inside --accel-dir /run/topolane/pods, which pods mount"},
 		{[]string{"run", "--socket", "/srv/pods/x/agent.sock", "--accel-dir", "/srv/pods"}, 2, "inside --accel-dir"},
 		{[]string{"run", "--netns-dirs", ""}, 2, "--netns-dirs and --cni-bin-dirs"},
+		{[]string{"run", "--nri", "nri.sock"}, 2, "not an absolute path"},
 	} {
 		code, _, errOut := runCLI(tt.args...)
 		if code != tt.code || !strings.Contains(errOut, tt.want) {

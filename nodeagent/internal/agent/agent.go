@@ -153,6 +153,22 @@ func (a *Agent) eventDetached(ctx context.Context, r *attach.Record) {
 	_ = publish.Event(ctx, a.Client, ns, name, r.PodUID, "DeviceDetached", "topolane returned "+string(r.Kind)+" "+r.Device+" to the host", corev1.EventTypeNormal)
 }
 
+// RDMADevices are the RDMA devices of the pod's finished attachments: what NRI gives its
+// containers.
+func (a *Agent) RDMADevices(podUID string) []string {
+	records, err := a.Attacher.Journal.All()
+	if err != nil {
+		klog.Background().Error(err, "Reading the journal for a pod's RDMA devices", "podUID", podUID)
+	}
+	var out []string
+	for _, r := range records {
+		if r.PodUID == podUID && r.Step == attach.StepDone && !r.Deleting && r.RDMA != "" {
+			out = append(out, r.RDMA)
+		}
+	}
+	return out
+}
+
 func split(key string) (namespace, name string) {
 	namespace, name, _ = strings.Cut(key, "/")
 	return namespace, name

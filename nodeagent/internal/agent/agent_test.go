@@ -68,6 +68,12 @@ func TestPublishAttachReport(t *testing.T) {
 	if err := a.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if rdma := a.RDMADevices("uid-p"); len(rdma) != 1 || !strings.HasPrefix(rdma[0], "mlx5_") {
+		t.Errorf("RDMA devices of the pod: %v, want its VF's", rdma)
+	}
+	if rdma := a.RDMADevices("uid-other"); len(rdma) != 0 {
+		t.Errorf("RDMA devices of another pod: %v", rdma)
+	}
 	pod, _ := client.CoreV1().Pods("train").Get(ctx, "p", metav1.GetOptions{})
 	if note := pod.Annotations[agent.AnnotationAttachment]; !strings.Contains(note, `"interface":"net1"`) || !strings.Contains(note, `"kind":"vf"`) {
 		t.Errorf("pod annotation %q", note)
@@ -87,6 +93,9 @@ func TestPublishAttachReport(t *testing.T) {
 	}
 	if nt := nodeTopology(t, dyn); len(nt.Status.Attachments) != 0 {
 		t.Errorf("after DEL: attachments %v", nt.Status.Attachments)
+	}
+	if rdma := a.RDMADevices("uid-p"); len(rdma) != 0 {
+		t.Errorf("RDMA devices after DEL: %v", rdma)
 	}
 }
 
