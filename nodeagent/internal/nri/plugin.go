@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
+	nrilog "github.com/containerd/nri/pkg/log"
 	"github.com/containerd/nri/pkg/stub"
 	"k8s.io/klog/v2"
 )
@@ -75,6 +76,7 @@ func (p *Plugin) charDevices(rdma []string) ([]CharDevice, error) {
 // Run connects the plugin to the runtime's NRI socket and keeps it connected until ctx ends:
 // a runtime that restarts, or whose socket is not there yet, is tried again every retry.
 func Run(ctx context.Context, socket string, p *Plugin, retry time.Duration) {
+	nrilog.Set(klogger{}) // NRI's own lines (its connection multiplexer) to klog, not logrus
 	logger := klog.FromContext(ctx).WithValues("socket", socket)
 	last := ""
 	for ctx.Err() == nil {
