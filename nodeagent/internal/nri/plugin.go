@@ -76,7 +76,6 @@ func (p *Plugin) charDevices(rdma []string) ([]CharDevice, error) {
 // Run connects the plugin to the runtime's NRI socket and keeps it connected until ctx ends:
 // a runtime that restarts, or whose socket is not there yet, is tried again every retry.
 func Run(ctx context.Context, socket string, p *Plugin, retry time.Duration) {
-	nrilog.Set(klogger{}) // NRI's own lines (its connection multiplexer) to klog, not logrus
 	logger := klog.FromContext(ctx).WithValues("socket", socket)
 	last := ""
 	for ctx.Err() == nil {
@@ -109,6 +108,10 @@ func runOnce(ctx context.Context, socket string, p *Plugin) error {
 	}
 	return err
 }
+
+// NRI's own lines (its connection multiplexer, its runtime side) go to klog, not logrus. Its
+// logger is a package variable read without a lock: set it before any NRI goroutine runs.
+func init() { nrilog.Set(klogger{}) }
 
 // klogger sends NRI's own log lines to klog.
 type klogger struct{}
