@@ -52,6 +52,7 @@ func TestDiscoverJSON(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
+	state := t.TempDir()
 	for _, tt := range []struct {
 		args []string
 		code int
@@ -66,7 +67,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--node-name", ""}, 2, "--node-name is empty"},
 		{[]string{"run", "--period", "1ms"}, 2, "too short"},
 		{[]string{"run", "extra"}, 2, "unexpected arguments"},
-		{[]string{"run", "--kubeconfig", "/nonexistent/kubeconfig"}, 1, "loading the Kubernetes client config"},
+		{[]string{"run", "--state-dir", state, "--kubeconfig", "/nonexistent/kubeconfig"}, 1, "loading the Kubernetes client config"},
+		{[]string{"run", "--socket", "/run/topolane/pods/agent.sock"}, 2, "inside --accel-dir /run/topolane/pods, which pods mount"},
+		{[]string{"run", "--socket", "/srv/pods/x/agent.sock", "--accel-dir", "/srv/pods"}, 2, "inside --accel-dir"},
+		{[]string{"run", "--netns-dirs", ""}, 2, "--netns-dirs and --cni-bin-dirs"},
+		{[]string{"run", "--nri", "nri.sock"}, 2, "not an absolute path"},
 	} {
 		code, _, errOut := runCLI(tt.args...)
 		if code != tt.code || !strings.Contains(errOut, tt.want) {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -25,15 +26,19 @@ import (
 	"github.com/topolane/topolane/nodeagent/internal/agent"
 	"github.com/topolane/topolane/nodeagent/internal/attach"
 	"github.com/topolane/topolane/nodeagent/internal/cniserver"
+	"github.com/topolane/topolane/nodeagent/internal/gpu"
 	"github.com/topolane/topolane/nodeagent/internal/kubelet"
 	"github.com/topolane/topolane/nodeagent/internal/netbind"
+	"github.com/topolane/topolane/nodeagent/internal/nri"
 	"github.com/topolane/topolane/nodeagent/internal/publish"
 	"github.com/topolane/topolane/nodeagent/internal/sysfs"
+	"github.com/topolane/topolane/nodeagent/internal/validate"
 	"github.com/topolane/topolane/topology"
 )
 
 type runOptions struct {
 	nodeName, kubeconfig, sysfsRoot, socket, stateDir, accelDir, podResources, gpuResources, listen string
+	netnsDirs, cniBinDirs, nri                                                                      string
 	period                                                                                          time.Duration
 }
 
@@ -44,12 +49,15 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	fs.StringVar(&o.nodeName, "node-name", defaultNodeName(), "this node's name (default: $NODE_NAME, else the hostname)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file; empty in a pod (in-cluster config)")
 	fs.StringVar(&o.sysfsRoot, "sysfs-root", sysfs.DefaultRoot, "where sysfs is mounted")
-	fs.StringVar(&o.socket, "socket", cniserver.DefaultSocket, "unix socket the topolane-cni plugin calls")
+	fs.StringVar(&o.socket, "socket", cniserver.DefaultSocket, "unix socket the topolane-cni plugin calls, in a directory of its own (made 0700), never under --accel-dir")
 	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/topolane", "the attachment journal (must survive agent restarts: a hostPath)")
 	fs.StringVar(&o.accelDir, "accel-dir", "/run/topolane/pods", "where pods' acceleration configs are written (a hostPath pods mount)")
 	fs.StringVar(&o.podResources, "pod-resources-socket", kubelet.DefaultSocket, "kubelet's PodResources socket")
-	fs.StringVar(&o.gpuResources, "gpu-resources", "nvidia.com/gpu", "extended resources that are GPUs, comma-separated")
+	fs.StringVar(&o.gpuResources, "gpu-resources", strings.Join(kubelet.DefaultResources, ","), "extended resources that are GPUs, comma-separated; a pattern may use * (MIG devices of the mixed strategy)")
 	fs.StringVar(&o.listen, "listen", ":9109", "address of /healthz, /readyz and /metrics")
+	fs.StringVar(&o.netnsDirs, "netns-dirs", strings.Join(validate.DefaultNetnsDirs, ","), "directories where the runtime keeps pods' network namespaces, comma-separated (CNI_NETNS must be in one, or /proc/<pid>/ns/net)")
+	fs.StringVar(&o.nri, "nri", "", "the container runtime's NRI socket (e.g. "+nri.DefaultSocket+"); when set, containers of a pod get the /dev/infiniband devices of its RDMA devices; empty: off")
+	fs.StringVar(&o.cniBinDirs, "cni-bin-dirs", strings.Join(validate.DefaultCNIBinDirs, ","), "directories of CNI plugins, comma-separated (every CNI_PATH entry must be in one)")
 	fs.DurationVar(&o.period, "period", 5*time.Minute, "how often to discover the node again")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -61,8 +69,12 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 		return o, fmt.Errorf("--node-name is empty: set it, or NODE_NAME from the downward API (spec.nodeName)")
 	case o.period < time.Second:
 		return o, fmt.Errorf("--period %v is too short: want at least 1s", o.period)
+	case len(splitList(o.netnsDirs)) == 0 || len(splitList(o.cniBinDirs)) == 0:
+		return o, fmt.Errorf("--netns-dirs and --cni-bin-dirs need at least one directory each")
+	case o.nri != "" && !filepath.IsAbs(o.nri):
+		return o, fmt.Errorf("--nri %q is not an absolute path: give the runtime's NRI socket, e.g. %s", o.nri, nri.DefaultSocket)
 	}
-	return o, nil
+	return o, cniserver.Apart(o.socket, o.accelDir)
 }
 
 func runCmd(args []string, _, stderr io.Writer) int {
@@ -83,6 +95,11 @@ func runCmd(args []string, _, stderr io.Writer) int {
 // runAgent returns devices left by a crash or by pods that ended, discovers and publishes the
 // node, then serves the CNI plugin and health until ctx ends.
 func runAgent(ctx context.Context, o runOptions) error {
+	release, err := lockStateDir(o.stateDir)
+	if err != nil {
+		return err
+	}
+	defer release()
 	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("loading the Kubernetes client config (pass --kubeconfig outside a cluster): %w", err)
@@ -102,7 +119,7 @@ func runAgent(ctx context.Context, o runOptions) error {
 		Discover:  func() (*topology.Node, error) { return discoverLogged(ctx, o) }}
 	a.Attacher = &attach.Attacher{Kernel: netbind.Netlink{}, Journal: attach.Journal{Dir: filepath.Join(o.stateDir, "journal")},
 		AccelDir: o.accelDir, Topology: a.Topology, Pods: agent.APIPods{Client: client}, Reporter: a,
-		GPUs: kubelet.PodResources{Socket: o.podResources, Resources: splitList(o.gpuResources)}}
+		GPUs: kubelet.PodResources{Socket: o.podResources, Resources: splitList(o.gpuResources), GPUs: gpuResolver(o, a)}}
 	logger := klog.FromContext(ctx)
 	undone, err := a.Attacher.Reconcile(ctx)
 	for _, u := range undone {
@@ -115,7 +132,31 @@ func runAgent(ctx context.Context, o runOptions) error {
 		logger.Error(err, "First discovery and publication failed; retrying every period")
 	}
 	go a.Run(ctx, o.period)
-	return serveAll(ctx, o, a, reg)
+	if o.nri != "" {
+		plugin := &nri.Plugin{Attached: a.RDMADevices, Devices: nri.Devices{Sys: o.sysfsRoot, Dev: "/dev"}}
+		go nri.Run(ctx, o.nri, plugin, 10*time.Second)
+	}
+	err = serveAll(ctx, o, a, reg)
+	// The CNI server has finished its calls: make the reports they queued.
+	stop, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if serr := a.StopReports(stop); serr != nil {
+		logger.Error(serr, "Some reports were not made before stopping; the next start publishes the node again")
+	}
+	return err
+}
+
+// gpuResolver maps the device plugin's ids to the GPUs discovery found; MIG devices through
+// NVML, which is asked only on the node itself (not for a fixture sysfs).
+func gpuResolver(o runOptions, a *agent.Agent) kubelet.Resolver {
+	r := kubelet.Resolver{Known: func(id string) bool {
+		node := a.Topology()
+		return node != nil && node.GPU(id) != nil
+	}}
+	if filepath.Clean(o.sysfsRoot) == sysfs.DefaultRoot {
+		r.MIGParent = (&gpu.MIGParents{Lib: nvml.New()}).Parent
+	}
+	return r
 }
 
 func discoverLogged(ctx context.Context, o runOptions) (*topology.Node, error) {
@@ -146,7 +187,7 @@ func serveAll(ctx context.Context, o runOptions, a *agent.Agent, reg *prometheus
 	})
 	health.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	servers := []*http.Server{
-		{Handler: cniserver.Handler(a.Attacher, a.Ready, a.Metrics.Observe), ReadHeaderTimeout: 5 * time.Second},
+		cniServer(o, a).HTTPServer(),
 		{Addr: o.listen, Handler: health, ReadHeaderTimeout: 5 * time.Second},
 	}
 	errs := make(chan error, 2)
@@ -168,6 +209,11 @@ func serveAll(ctx context.Context, o runOptions, a *agent.Agent, reg *prometheus
 		err = nil
 	}
 	return err
+}
+
+func cniServer(o runOptions, a *agent.Agent) *cniserver.Server {
+	return &cniserver.Server{Agent: a.Attacher, Ready: a.Ready, Observe: a.Metrics.Observe,
+		Paths: validate.Paths{NetnsDirs: splitList(o.netnsDirs), CNIBinDirs: splitList(o.cniBinDirs)}}
 }
 
 func splitList(s string) []string {

@@ -7,6 +7,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -34,6 +37,11 @@ func main() {
 // timeout bounds a call to the agent; the runtime's own deadline is usually longer.
 const timeout = 2 * time.Minute
 
+// socketDir is the agent's directory: a network config (which a namespace's user may write,
+// as a Multus NetworkAttachmentDefinition) cannot point the plugin at a socket elsewhere.
+// Tests link their own with -ldflags -X.
+var socketDir = cniserver.SocketDir
+
 func load(data []byte) (*netConf, error) {
 	conf := &netConf{}
 	if err := json.Unmarshal(data, conf); err != nil {
@@ -43,9 +51,31 @@ func load(data []byte) (*netConf, error) {
 		return nil, types.NewError(types.ErrInvalidNetworkConfig, "the network config's prevResult cannot be read", err.Error())
 	}
 	if conf.Socket == "" {
-		conf.Socket = cniserver.DefaultSocket
+		conf.Socket = filepath.Join(socketDir, filepath.Base(cniserver.DefaultSocket))
+	}
+	if err := checkSocket(conf.Socket); err != nil {
+		return nil, types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
 	}
 	return conf, nil
+}
+
+// checkSocket accepts a socket directly in the agent's directory, by its path or through
+// symbolic links of the directory (/var/run is often /run).
+func checkSocket(path string) error {
+	refused := fmt.Errorf("the network config's socket %q is not in topolane-agent's directory %s/: remove \"socket\" from the config, or name a socket in that directory", path, socketDir)
+	if !filepath.IsAbs(path) || filepath.Clean(path) != path || strings.ContainsRune(path, 0) {
+		return refused
+	}
+	dir := filepath.Dir(path)
+	if dir == socketDir {
+		return nil
+	}
+	resolved, err := filepath.EvalSymlinks(dir)
+	want, werr := filepath.EvalSymlinks(socketDir)
+	if err != nil || werr != nil || resolved != want {
+		return refused
+	}
+	return nil
 }
 
 // request turns the CNI call into the agent's request. CNI_ARGS is read loosely: runtimes pass
@@ -70,16 +100,25 @@ func call(command string, args *skel.CmdArgs, valid [][2]string) (*netConf, cnis
 	if err != nil {
 		return nil, cniserver.Reply{}, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	reply, err := cniserver.Send(ctx, conf.Socket, cniserver.Call{Command: command, Request: request(args), Valid: valid})
+	reply, err := send(conf, command, args, valid)
 	if err != nil {
 		return conf, reply, types.NewError(types.ErrTryAgainLater, err.Error(), "")
 	}
+	return conf, reply, replyErr(reply)
+}
+
+// send hands the call to the agent; err is for the transport only.
+func send(conf *netConf, command string, args *skel.CmdArgs, valid [][2]string) (cniserver.Reply, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return cniserver.Send(ctx, conf.Socket, cniserver.Call{Command: command, Request: request(args), Valid: valid})
+}
+
+func replyErr(reply cniserver.Reply) error {
 	if reply.Code != 0 {
-		return conf, reply, &types.Error{Code: reply.Code, Msg: reply.Msg}
+		return &types.Error{Code: reply.Code, Msg: reply.Msg}
 	}
-	return conf, reply, nil
+	return nil
 }
 
 func cmdAdd(args *skel.CmdArgs) error {
@@ -120,8 +159,20 @@ func chain(conf *netConf, ours *current.Result) (*current.Result, error) {
 	return prev, nil
 }
 
+// cmdDel succeeds when the agent's socket does not exist (the agent is not running, or never
+// ran here): nothing can be asked, and the agent returns devices of pods that are gone when it
+// starts. A socket that exists but does not answer is an error the runtime retries.
 func cmdDel(args *skel.CmdArgs) error {
-	_, _, err := call("DEL", args, nil)
+	conf, err := load(args.StdinData)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(conf.Socket); errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(os.Stderr, "topolane-cni: DEL of %s/%s: topolane-agent's socket %s does not exist, so there is no agent to ask; "+
+			"the agent returns the device to the host when it starts (reconcile)\n", args.ContainerID, args.IfName, conf.Socket)
+		return nil
+	}
+	_, _, err = call("DEL", args, nil)
 	return err
 }
 
@@ -143,7 +194,16 @@ func cmdGC(args *skel.CmdArgs) error {
 	return err
 }
 
+// cmdStatus answers 50 (the plugin cannot serve ADDs, CNI 1.1) when the agent is not ready or
+// not answering at all.
 func cmdStatus(args *skel.CmdArgs) error {
-	_, _, err := call("STATUS", args, nil)
-	return err
+	conf, err := load(args.StdinData)
+	if err != nil {
+		return err
+	}
+	reply, err := send(conf, "STATUS", args, nil)
+	if err != nil {
+		return types.NewError(types.ErrPluginNotAvailable, err.Error(), "")
+	}
+	return replyErr(reply)
 }

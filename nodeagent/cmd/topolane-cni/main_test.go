@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -16,53 +17,72 @@ import (
 
 	"github.com/topolane/topolane/nodeagent/internal/attach/attachtest"
 	"github.com/topolane/topolane/nodeagent/internal/cniserver"
+	"github.com/topolane/topolane/nodeagent/internal/validate"
 )
 
-// bin holds topolane-cni and the real host-local plugin, built by TestMain.
-var bin string
+// bin holds topolane-cni and the real host-local plugin, built by TestMain; the plugin calls
+// sockets in socketDir only (linked in, as /run/topolane/agent is in the real binary).
+var bin, socketDir string
 
 func TestMain(m *testing.M) { os.Exit(attachtest.Main(m, &bin, buildPlugin)) }
 
 func buildPlugin(dir string) error {
-	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "topolane-cni"), ".").CombinedOutput()
+	socketDir = filepath.Join(dir, "agent")
+	out, err := exec.Command("go", "build", "-ldflags", "-X main.socketDir="+socketDir, "-o", filepath.Join(dir, "topolane-cni"), ".").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("building topolane-cni: %v\n%s", err, out)
 	}
-	return nil
+	return os.Chmod(dir, 0o755) // TestNotRoot runs the plugin as nobody
 }
 
-// agent runs the agent's CNI server on a socket over the kernel fixture.
-func agent(t *testing.T) (*attachtest.Env, string) {
+// agent runs the agent's CNI server on a socket in socketDir over the kernel fixture.
+func agent(t *testing.T) (*attachtest.Env, string) { return agentWith(t, func() error { return nil }) }
+
+var sockets atomic.Int32
+
+func agentWith(t *testing.T, ready func() error) (*attachtest.Env, string) {
 	e := attachtest.New(t, bin)
-	socket := filepath.Join(t.TempDir(), "agent.sock")
+	socket := filepath.Join(socketDir, fmt.Sprintf("agent-%d.sock", sockets.Add(1)))
 	l, err := cniserver.Listen(socket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: cniserver.Handler(e.Att, func() error { return nil }, nil)}
+	srv := (&cniserver.Server{Agent: e.Att, Ready: ready,
+		Paths: validate.Paths{NetnsDirs: validate.DefaultNetnsDirs, CNIBinDirs: []string{bin}}}).HTTPServer()
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	return e, socket
 }
 
 type cni struct {
-	t                                 *testing.T
-	command, containerID, netns, args string
-	conf                              map[string]any
+	t                                       *testing.T
+	command, containerID, netns, args, path string
+	conf                                    map[string]any
 }
 
 // run executes topolane-cni as a runtime would: CNI_* in the environment, the config on stdin.
 func (c cni) run() (string, error) {
+	out, _, err := c.runAs(nil)
+	return out, err
+}
+
+// runAs runs it under the given credentials (nil: the test's, root), and returns stderr too.
+func (c cni) runAs(cred *syscall.Credential) (stdout, stderr string, err error) {
 	c.t.Helper()
 	conf, _ := json.Marshal(c.conf)
 	cmd := exec.Command(filepath.Join(bin, "topolane-cni"))
+	path := c.path
+	if path == "" {
+		path = bin
+	}
 	cmd.Env = []string{"CNI_COMMAND=" + c.command, "CNI_CONTAINERID=" + c.containerID, "CNI_NETNS=" + c.netns,
-		"CNI_IFNAME=net1", "CNI_ARGS=" + c.args, "CNI_PATH=" + bin}
+		"CNI_IFNAME=net1", "CNI_ARGS=" + c.args, "CNI_PATH=" + path}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	cmd.Stdin = bytes.NewReader(conf)
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	err := cmd.Run()
-	return stdout.String(), err
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
 }
 
 func netconf(e *attachtest.Env, socket string) map[string]any {
@@ -154,7 +174,7 @@ func TestErrors(t *testing.T) {
 		{"malformed config", func(c *cni) { c.conf = nil }, types.ErrDecodingFailure},
 		{"no pod name", func(c *cni) { c.args = "K8S_POD_NAMESPACE=train" }, 4},
 		{"unknown pod", func(c *cni) { c.args = "K8S_POD_NAMESPACE=train;K8S_POD_NAME=ghost" }, 100},
-		{"agent down", func(c *cni) { c.conf["socket"] = filepath.Join(t.TempDir(), "none.sock") }, types.ErrTryAgainLater},
+		{"agent down", func(c *cni) { c.conf["socket"] = filepath.Join(socketDir, "none.sock") }, types.ErrTryAgainLater},
 		{"IPAM failure", func(c *cni) { c.conf["ipam"] = map[string]any{"type": "host-local", "subnet": "bad"} }, 102},
 	}
 	for _, tt := range tests {

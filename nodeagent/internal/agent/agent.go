@@ -18,6 +18,7 @@ import (
 
 	"github.com/topolane/topolane/nodeagent/internal/attach"
 	"github.com/topolane/topolane/nodeagent/internal/publish"
+	"github.com/topolane/topolane/nodeagent/internal/validate"
 	"github.com/topolane/topolane/topology"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 )
@@ -35,6 +36,7 @@ type Agent struct {
 
 	topo      atomic.Pointer[topology.Node]
 	published atomic.Bool
+	reports   reportQueue
 }
 
 // Topology is the node as last discovered, nil before the first discovery.
@@ -130,32 +132,41 @@ type attachmentNote struct {
 	Level     string `json:"level"`
 }
 
-// Attached annotates the pod, records an event and republishes. Reporting failures are logged:
-// the pod has its device either way.
-func (a *Agent) Attached(ctx context.Context, r *attach.Record) {
-	logger := klog.FromContext(ctx).WithValues("pod", r.Pod, "device", r.Device)
+func (a *Agent) annotate(ctx context.Context, r *attach.Record) error {
 	note, _ := json.Marshal(attachmentNote{Interface: r.IfName, Kind: string(r.Kind), NIC: r.NIC, Device: r.Device, RDMA: r.RDMA, Level: r.Level})
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationAttachment: string(note)}}})
 	ns, name := split(r.Pod)
-	if _, err := a.Client.CoreV1().Pods(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		logger.Error(err, "Annotating the pod")
-	}
+	_, err := a.Client.CoreV1().Pods(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
+}
+
+func (a *Agent) eventAttached(ctx context.Context, r *attach.Record) {
+	ns, name := split(r.Pod)
 	msg := "topolane attached " + string(r.Kind) + " " + r.Device + " as " + r.IfName + " (" + r.Level + " to its GPUs)"
 	if err := publish.Event(ctx, a.Client, ns, name, r.PodUID, "DeviceAttached", msg, corev1.EventTypeNormal); err != nil {
-		logger.Error(err, "Recording an event")
-	}
-	if err := a.publish(ctx); err != nil {
-		logger.Error(err, "Publishing the attachment")
+		klog.FromContext(ctx).Error(err, "Recording an event", "pod", r.Pod)
 	}
 }
 
-// Detached records an event (the pod may be gone) and republishes.
-func (a *Agent) Detached(ctx context.Context, r *attach.Record) {
+func (a *Agent) eventDetached(ctx context.Context, r *attach.Record) {
 	ns, name := split(r.Pod)
 	_ = publish.Event(ctx, a.Client, ns, name, r.PodUID, "DeviceDetached", "topolane returned "+string(r.Kind)+" "+r.Device+" to the host", corev1.EventTypeNormal)
-	if err := a.publish(ctx); err != nil {
-		klog.FromContext(ctx).Error(err, "Publishing the detachment", "pod", r.Pod)
+}
+
+// RDMADevices are the RDMA devices of the pod's finished attachments: what NRI gives its
+// containers.
+func (a *Agent) RDMADevices(podUID string) []string {
+	records, err := a.Attacher.Journal.All()
+	if err != nil {
+		klog.Background().Error(err, "Reading the journal for a pod's RDMA devices", "podUID", podUID)
 	}
+	var out []string
+	for _, r := range records {
+		if r.PodUID == podUID && r.Step == attach.StepDone && !r.Deleting && r.RDMA != "" {
+			out = append(out, r.RDMA)
+		}
+	}
+	return out
 }
 
 func split(key string) (namespace, name string) {
@@ -166,10 +177,14 @@ func split(key string) (namespace, name string) {
 // APIPods reads pods from the API server.
 type APIPods struct{ Client kubernetes.Interface }
 
-// Get returns the pod's UID and annotations.
+// Get returns the pod's UID and annotations. The UID names the pod's directory under
+// --accel-dir: one that is not a UUID is refused.
 func (p APIPods) Get(ctx context.Context, namespace, name string) (attach.Pod, error) {
 	pod, err := p.Client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
+		return attach.Pod{}, err
+	}
+	if err := validate.PodUID(string(pod.UID)); err != nil {
 		return attach.Pod{}, err
 	}
 	return attach.Pod{UID: string(pod.UID), Annotations: pod.Annotations}, nil

@@ -65,6 +65,15 @@ func TestPublishAttachReport(t *testing.T) {
 	if _, err := e.Att.Add(ctx, q); err != nil {
 		t.Fatal(err)
 	}
+	if err := a.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rdma := a.RDMADevices("uid-p"); len(rdma) != 1 || !strings.HasPrefix(rdma[0], "mlx5_") {
+		t.Errorf("RDMA devices of the pod: %v, want its VF's", rdma)
+	}
+	if rdma := a.RDMADevices("uid-other"); len(rdma) != 0 {
+		t.Errorf("RDMA devices of another pod: %v", rdma)
+	}
 	pod, _ := client.CoreV1().Pods("train").Get(ctx, "p", metav1.GetOptions{})
 	if note := pod.Annotations[agent.AnnotationAttachment]; !strings.Contains(note, `"interface":"net1"`) || !strings.Contains(note, `"kind":"vf"`) {
 		t.Errorf("pod annotation %q", note)
@@ -79,8 +88,14 @@ func TestPublishAttachReport(t *testing.T) {
 	if err := e.Att.Del(ctx, q); err != nil {
 		t.Fatal(err)
 	}
+	if err := a.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if nt := nodeTopology(t, dyn); len(nt.Status.Attachments) != 0 {
 		t.Errorf("after DEL: attachments %v", nt.Status.Attachments)
+	}
+	if rdma := a.RDMADevices("uid-p"); len(rdma) != 0 {
+		t.Errorf("RDMA devices after DEL: %v", rdma)
 	}
 }
 
@@ -105,4 +120,19 @@ func countActions[T interface{ GetVerb() string }](actions []T, verb string) int
 		}
 	}
 	return n
+}
+
+// TestAPIPodsUID: a pod UID that is not a UUID never names a directory.
+func TestAPIPodsUID(t *testing.T) {
+	client := fake.NewClientset(
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "train", Name: "ok", UID: "0c0f3b3e-6a8a-4c3e-9d4e-2f4a5b6c7d8e"}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "train", Name: "bad", UID: "../../../etc"}},
+	)
+	pods := agent.APIPods{Client: client}
+	if p, err := pods.Get(context.Background(), "train", "ok"); err != nil || p.UID != "0c0f3b3e-6a8a-4c3e-9d4e-2f4a5b6c7d8e" {
+		t.Errorf("Get(ok) = %+v, %v", p, err)
+	}
+	if _, err := pods.Get(context.Background(), "train", "bad"); err == nil || !strings.Contains(err.Error(), "not a UUID") {
+		t.Errorf("Get(bad) = %v, want a refusal", err)
+	}
 }

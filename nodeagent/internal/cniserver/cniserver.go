@@ -1,27 +1,33 @@
 // Package cniserver carries CNI calls from the topolane-cni binary to the agent over a unix
-// socket: the binary is a thin client, the agent holds the state and serves one call at a time.
+// socket: the binary is a thin client, the agent holds the state. The socket lives in a
+// directory of its own that only root may enter; the server admits root peers only and
+// validates every field of a call before the agent acts on it.
 package cniserver
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/topolane/topolane/nodeagent/internal/attach"
+	"github.com/topolane/topolane/nodeagent/internal/validate"
 )
 
-// DefaultSocket is where the agent listens (a hostPath shared with the CNI binary).
-const DefaultSocket = "/run/topolane/agent.sock"
+// SocketDir is the agent's own directory (mode 0700); the plugin calls no socket elsewhere.
+const SocketDir = "/run/topolane/agent"
+
+// DefaultSocket is where the agent listens.
+const DefaultSocket = SocketDir + "/agent.sock"
+
+// CodeNotRoot answers a peer that is not root: the runtime and the plugin run as root.
+const CodeNotRoot = 103
 
 // Call is one CNI command.
 type Call struct {
@@ -38,7 +44,7 @@ type Reply struct {
 	Msg    string          `json:"msg,omitempty"`
 }
 
-// Agent is what the server serves: the attacher, and whether it is ready (STATUS).
+// Agent is what the server serves: the attacher.
 type Agent interface {
 	Add(ctx context.Context, q attach.Request) (*current.Result, error)
 	Del(ctx context.Context, q attach.Request) error
@@ -46,18 +52,37 @@ type Agent interface {
 	GC(ctx context.Context, valid map[[2]string]bool) error
 }
 
-// Handler serves calls. ready says whether the agent can take ADDs (STATUS).
-func Handler(agent Agent, ready func() error, observe func(command string, took time.Duration, err error)) http.Handler {
+// Server serves the plugin's calls.
+type Server struct {
+	Agent   Agent
+	Ready   func() error                                        // whether the agent can take ADDs (STATUS)
+	Observe func(command string, took time.Duration, err error) // may be nil
+	Paths   validate.Paths                                      // where CNI_NETNS and CNI_PATH may point
+}
+
+// HTTPServer is the server to run on the listener from Listen: it reads each connection's
+// peer credentials, which the handler checks.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{Handler: s.Handler(), ConnContext: withPeer, ReadHeaderTimeout: 5 * time.Second}
+}
+
+// Handler serves calls from root peers (their credentials put in the context by
+// HTTPServer's ConnContext); anything else is refused.
+func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := rootPeer(r.Context()); err != nil {
+			writeReply(w, Reply{Code: CodeNotRoot, Msg: err.Error()})
+			return
+		}
 		var call Call
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&call); err != nil {
 			writeReply(w, Reply{Code: 6, Msg: "the agent could not decode the call: " + err.Error()})
 			return
 		}
 		start := time.Now()
-		reply, err := serve(r.Context(), agent, ready, call)
-		if observe != nil {
-			observe(call.Command, time.Since(start), err)
+		reply, err := s.serve(r.Context(), call)
+		if s.Observe != nil {
+			s.Observe(call.Command, time.Since(start), err)
 		}
 		if err != nil {
 			reply = Reply{Code: attach.CodeOf(err), Msg: err.Error()}
@@ -66,48 +91,36 @@ func Handler(agent Agent, ready func() error, observe func(command string, took 
 	})
 }
 
-func serve(ctx context.Context, agent Agent, ready func() error, call Call) (Reply, error) {
+func (s *Server) serve(ctx context.Context, call Call) (Reply, error) {
+	if err := s.check(call); err != nil {
+		return Reply{}, err
+	}
 	switch call.Command {
 	case "ADD":
-		res, err := agent.Add(ctx, call.Request)
+		res, err := s.Agent.Add(ctx, call.Request)
 		return Reply{Result: res}, err
 	case "DEL":
-		return Reply{}, agent.Del(ctx, call.Request)
+		return Reply{}, s.Agent.Del(ctx, call.Request)
 	case "CHECK":
-		return Reply{}, agent.Check(ctx, call.Request)
+		return Reply{}, s.Agent.Check(ctx, call.Request)
 	case "GC":
 		valid := map[[2]string]bool{}
 		for _, v := range call.Valid {
 			valid[v] = true
 		}
-		return Reply{}, agent.GC(ctx, valid)
+		return Reply{}, s.Agent.GC(ctx, valid)
 	case "STATUS":
-		if err := ready(); err != nil {
+		if err := s.Ready(); err != nil {
 			return Reply{}, &attach.Error{Code: 50, Err: err} // 50: the plugin is not available
 		}
 		return Reply{}, nil
 	}
-	return Reply{}, &attach.Error{Code: 4, Err: fmt.Errorf("CNI_COMMAND %q is not one topolane serves", call.Command)}
+	return Reply{}, &attach.Error{Code: attach.CodeEnv, Err: fmt.Errorf("CNI_COMMAND %q is not one topolane serves", call.Command)}
 }
 
 func writeReply(w http.ResponseWriter, r Reply) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(r)
-}
-
-// Listen opens the socket, replacing a stale one, readable by root only.
-func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
-	}
-	return l, os.Chmod(path, 0o600)
 }
 
 // Send makes a call to the agent at socket. A CNI error comes back as a Reply with a Code;

@@ -28,23 +28,42 @@ func TestAllocated(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
+	gpus := func(resource string, ids ...string) *podresourcesv1.ContainerDevices {
+		return &podresourcesv1.ContainerDevices{ResourceName: resource, DeviceIds: ids}
+	}
+	container := func(name string, devices ...*podresourcesv1.ContainerDevices) *podresourcesv1.ContainerResources {
+		return &podresourcesv1.ContainerResources{Name: name, Devices: devices}
+	}
 	podresourcesv1.RegisterPodResourcesListerServer(srv, &fakeKubelet{pods: []*podresourcesv1.PodResources{
 		{Namespace: "train", Name: "a", Containers: []*podresourcesv1.ContainerResources{
-			{Name: "w", Devices: []*podresourcesv1.ContainerDevices{
-				{ResourceName: "nvidia.com/gpu", DeviceIds: []string{"GPU-1", "GPU-2"}},
-				{ResourceName: "rdma/hca", DeviceIds: []string{"x"}},
-			}},
-			{Name: "side", Devices: []*podresourcesv1.ContainerDevices{{ResourceName: "nvidia.com/gpu", DeviceIds: []string{"GPU-3"}}}},
+			container("init", gpus("nvidia.com/gpu", gpu0)), // kubelet gives an init container's devices to the app again
+			container("sidecar", gpus("nvidia.com/gpu", gpu0)),
+			container("w", gpus("nvidia.com/gpu", gpu0, gpu1), gpus("rdma/hca", "x")),
+		}},
+		{Namespace: "train", Name: "shared", Containers: []*podresourcesv1.ContainerResources{
+			container("w", gpus("nvidia.com/gpu.shared", gpu1+"::0", gpu1+"::1")),
+		}},
+		{Namespace: "train", Name: "mig", Containers: []*podresourcesv1.ContainerResources{
+			container("w", gpus("nvidia.com/mig-1g.10gb", mig0), gpus("nvidia.com/mig-3g.40gb", "MIG-"+gpu1+"/1/0")),
+		}},
+		{Namespace: "train", Name: "odd", Containers: []*podresourcesv1.ContainerResources{
+			container("w", gpus("nvidia.com/gpu", gpu0, "nvidia0")),
 		}},
 		{Namespace: "web", Name: "b"},
 	}})
 	go srv.Serve(l)
 	defer srv.Stop()
-	got, err := PodResources{Socket: socket, Resources: []string{"nvidia.com/gpu"}}.Allocated(context.Background())
+	got, err := PodResources{Socket: socket, Resources: DefaultResources, GPUs: node()}.Allocated(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string][]string{"train/a": {"GPU-1", "GPU-2", "GPU-3"}}; !reflect.DeepEqual(got, want) {
+	want := map[string][]string{
+		"train/a":      {gpu0, gpu1},
+		"train/shared": {gpu1},
+		"train/mig":    {gpu0, gpu1},
+		"train/odd":    {gpu0, "nvidia0"}, // handed on: that pod's ADD is refused naming it
+	}
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Allocated = %v, want %v", got, want)
 	}
 	if _, err := (PodResources{Socket: filepath.Join(t.TempDir(), "none.sock")}).Allocated(context.Background()); err == nil {
