@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/topolane/topolane/extender/embedded"
 	"github.com/topolane/topolane/extender/extendertest"
-	extscheduler "github.com/topolane/topolane/extender/internal/scheduler"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 	"github.com/topolane/topolane/topology/placement"
 	"github.com/topolane/topolane/topology/topologytest"
@@ -19,11 +19,13 @@ const (
 	timeout = 30 * time.Second
 )
 
-func defaults() extscheduler.Config {
-	return extscheduler.Config{Weights: placement.DefaultWeights, NoPF: extscheduler.NoPFReject}
+func defaults() embedded.Config {
+	return embedded.Config{NoPF: embedded.NoPFReject, SchedulerNames: []string{schedA, schedB}}
 }
 
-func TestFullNodePodLandsOnlyWhereAPFIsFree(t *testing.T) {
+// TestFullNodePodGetsThePFOfEveryRail: an 8-GPU pod lands where all 8 rails' PFs are free and
+// reserves all 8.
+func TestFullNodePodGetsThePFOfEveryRail(t *testing.T) {
 	h := newHarness(t, defaults())
 	h.addNode(extendertest.EveryPFShared("dgx-shared"))
 	h.addNode(extendertest.Topology("dgx-free", topologytest.DGXH100()))
@@ -32,39 +34,46 @@ func TestFullNodePodLandsOnlyWhereAPFIsFree(t *testing.T) {
 	h.startScheduler(schedA)
 	h.createPod("train-0", 8, schedA)
 	node, a := h.waitBound("train-0", timeout)
-	if node != "dgx-free" || a.Kind != placement.KindPF || a.Node != "dgx-free" {
-		t.Errorf("bound to %s with %+v, want a whole PF on dgx-free", node, a)
+	if node != "dgx-free" || a.Node != "dgx-free" || len(a.Devices) != 8 {
+		t.Fatalf("bound to %s with %v, want the 8 PFs of dgx-free", node, a)
+	}
+	for i, d := range a.Devices {
+		if d.Kind != placement.KindPF || d.Rail != i {
+			t.Errorf("device %d = %+v, want rail %d's PF", i, d, i)
+		}
 	}
 }
 
-func TestFullNodePodWaitsWithItsReason(t *testing.T) {
+// TestNodeWithOneRailBrokenIsRefusedWithItsReason: the pod waits, and its events name the rail
+// whose PF has a VF in use.
+func TestNodeWithOneRailBrokenIsRefusedWithItsReason(t *testing.T) {
 	h := newHarness(t, defaults())
-	h.addNode(extendertest.EveryPFShared("dgx-shared"))
+	h.addNode(extendertest.Topology("dgx", topologytest.DGXH100(),
+		v1alpha1.Attachment{Pod: "other/x", PodUID: "x", Kind: placement.KindVF, NIC: "0000:1a:00.0", Device: "0000:1a:00.2", Rail: 0}))
 	h.startExtender()
 	h.startScheduler(schedA)
 	h.createPod("train-0", 8, schedA)
 	events := h.staysPending("train-0", 3*time.Second)
-	if !strings.Contains(events, "needs a free PF for 8/8 GPUs: 0 of 8 PFs free") {
-		t.Errorf("the pod's events should say why it waits:\n%s", events)
+	if !strings.Contains(events, "needs the whole PF of 8 rails for 8/8 GPUs: rail 0 (0000:1a:00.0 has 1 VF in use by other/x)") {
+		t.Errorf("the pod's events should say which rail blocks it:\n%s", events)
 	}
 }
 
-func TestSmallPodLeavesTheLastWholePFAlone(t *testing.T) {
+func TestSmallPodTakesAShareOfAnAlreadySharedRail(t *testing.T) {
 	h := newHarness(t, defaults())
-	dgx := extendertest.Topology("dgx", topologytest.DGXH100(),
-		v1alpha1.Attachment{Pod: "other/x", PodUID: "x", Kind: placement.KindVF, NIC: "0000:1a:00.0", Device: "0000:1a:00.2"})
-	h.addNode(dgx)
-	h.addNode(extendertest.Topology("small", topologytest.NoSRIOV())) // one whole NIC, no SR-IOV
+	h.addNode(extendertest.Topology("dgx", topologytest.DGXH100(),
+		v1alpha1.Attachment{Pod: "other/x", PodUID: "x", Kind: placement.KindVF, NIC: "0000:1a:00.0", Device: "0000:1a:00.2", Rail: 0}))
+	h.addNode(extendertest.Topology("small", topologytest.NoSRIOV())) // one NIC for two GPUs
 	h.startExtender()
 	h.startScheduler(schedA)
 	h.createPod("one-gpu", 1, schedA)
 	node, a := h.waitBound("one-gpu", timeout)
-	if node != "dgx" || a.Kind != placement.KindVF || a.NIC != "0000:1a:00.0" {
-		t.Errorf("bound to %s with %+v, want a VF of the already shared NIC on dgx", node, a)
+	if node != "dgx" || len(a.Devices) != 1 || a.Devices[0].Kind != placement.KindVF || a.Devices[0].NIC != "0000:1a:00.0" {
+		t.Errorf("bound to %s with %v, want a VF of the already shared rail 0 on dgx", node, a)
 	}
 }
 
-func TestTwoSchedulersRaceForOnePF(t *testing.T) {
+func TestTwoSchedulersRaceForOneNode(t *testing.T) {
 	h := newHarness(t, defaults())
 	h.addNode(extendertest.Topology("dgx-1", topologytest.DGXH100()))
 	h.startExtender()
@@ -115,33 +124,10 @@ func TestExtenderRestartGivesNothingTwice(t *testing.T) {
 	for i := 4; i < 8; i++ {
 		h.waitBound(fmt.Sprintf("p%d", i), timeout)
 	}
-	checkNoDeviceTwice(t, h.allocations())
-}
-
-// checkNoDeviceTwice: every PF and VF has one holder, and no NIC is held whole and shared.
-func checkNoDeviceTwice(t *testing.T, allocs map[string]v1alpha1.Allocation) {
-	t.Helper()
-	holder := map[string]string{}
-	whole, shared := map[string]bool{}, map[string]bool{}
-	for pod, a := range allocs {
-		key := a.Node + "/" + a.Device
-		if prev, taken := holder[key]; taken && a.Kind != placement.KindMacvlan {
-			t.Errorf("%s given to both %s and %s", key, prev, pod)
-		}
-		holder[key] = pod
-		nic := a.Node + "/" + a.NIC
-		if a.Kind == placement.KindPF {
-			whole[nic] = true
-		} else {
-			shared[nic] = true
-		}
+	if len(h.allocations()) != 8 {
+		t.Errorf("%d pods hold devices, want 8", len(h.allocations()))
 	}
-	for nic := range whole {
-		if shared[nic] {
-			t.Errorf("%s is held whole and shared at once: %v", nic, allocs)
-		}
-	}
-	if len(allocs) != 8 {
-		t.Errorf("%d pods hold devices, want 8", len(allocs))
+	if wrong := extendertest.DevicesHeldTwice(h.pods()); len(wrong) > 0 {
+		t.Errorf("devices held twice: %v", wrong)
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/topolane/topolane/extender/e2e/kubesched"
 	"github.com/topolane/topolane/extender/embedded"
 	"github.com/topolane/topolane/extender/extendertest"
-	extscheduler "github.com/topolane/topolane/extender/internal/scheduler"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 )
 
@@ -35,10 +34,10 @@ type harness struct {
 	mu        sync.Mutex
 	extender  http.Handler // the running extender; nil while it is down
 	stopExt   context.CancelFunc
-	extConfig extscheduler.Config
+	extConfig embedded.Config
 }
 
-func newHarness(t *testing.T, cfg extscheduler.Config) *harness {
+func newHarness(t *testing.T, cfg embedded.Config) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	h := &harness{t: t, ctx: ctx, client: fake.NewClientset(), extConfig: cfg,
@@ -162,6 +161,15 @@ func (h *harness) events(name string) string {
 		}
 	}
 	return out
+}
+
+// pods lists the namespace's pods as the API holds them.
+func (h *harness) pods() []corev1.Pod {
+	pods, err := h.client.CoreV1().Pods(ns).List(h.ctx, metav1.ListOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return pods.Items
 }
 
 // allocations returns every bound pod's allocation, by pod name.

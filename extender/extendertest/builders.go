@@ -3,6 +3,8 @@
 package extendertest
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -75,4 +77,37 @@ func EveryPFShared(name string) *v1alpha1.NodeTopology {
 		}
 	}
 	return nt
+}
+
+// DevicesHeldTwice checks the allocations of bound pods as the API server holds them: every PF
+// and VF of a node has at most one holder, and no NIC is held whole and shared at once. It
+// returns what it found wrong.
+func DevicesHeldTwice(pods []corev1.Pod) []string {
+	var wrong []string
+	holder := map[string]string{}
+	whole, shared := map[string]string{}, map[string]string{}
+	for _, p := range pods {
+		a, err := v1alpha1.ParseAllocation(p.Annotations[v1alpha1.AnnotationAllocation])
+		if err != nil || p.Spec.NodeName == "" || p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, d := range a.Devices {
+			key, nic := a.Node+"/"+d.Device, a.Node+"/"+d.NIC
+			if prev, taken := holder[key]; taken && d.Kind != placement.KindMacvlan && prev != p.Name {
+				wrong = append(wrong, fmt.Sprintf("%s given to both %s and %s", key, prev, p.Name))
+			}
+			holder[key] = p.Name
+			if d.Kind == placement.KindPF {
+				whole[nic] = p.Name
+			} else {
+				shared[nic] = p.Name
+			}
+		}
+	}
+	for nic, w := range whole {
+		if s, ok := shared[nic]; ok {
+			wrong = append(wrong, fmt.Sprintf("%s is held whole by %s and shared by %s", nic, w, s))
+		}
+	}
+	return wrong
 }

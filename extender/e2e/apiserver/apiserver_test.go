@@ -77,7 +77,7 @@ func TestOnRealAPIServer(t *testing.T) {
 	}
 	bound := waitBound(t, ctx, c.client, pod.Name)
 	a, err := v1alpha1.ParseAllocation(bound.Annotations[v1alpha1.AnnotationAllocation])
-	if bound.Spec.NodeName != "dgx-free" || err != nil || a.Kind != placement.KindPF || a.Node != "dgx-free" {
+	if bound.Spec.NodeName != "dgx-free" || err != nil || len(a.Devices) != 8 || a.Devices[7].Kind != placement.KindPF || a.Node != "dgx-free" {
 		t.Errorf("pod on %q with allocation %q (%v), want a whole PF on dgx-free", bound.Spec.NodeName, bound.Annotations[v1alpha1.AnnotationAllocation], err)
 	}
 }

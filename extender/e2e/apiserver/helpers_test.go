@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
@@ -20,11 +19,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/topolane/topolane/extender/extendertest"
-	extscheduler "github.com/topolane/topolane/extender/internal/scheduler"
-	"github.com/topolane/topolane/extender/internal/server"
-	"github.com/topolane/topolane/extender/internal/state"
+	"github.com/topolane/topolane/extender/embedded"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
-	"github.com/topolane/topolane/topology/placement"
 )
 
 // installCRD creates the chart's CRD and waits until the API serves it.
@@ -105,14 +101,11 @@ func checkPrinterColumns(t *testing.T, ctx context.Context, client kubernetes.In
 func startExtender(t *testing.T, ctx context.Context, c cluster) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
-	store := state.New(state.DefaultGPUResources)
-	synced, err := state.Watch(ctx, store, c.client, c.dyn)
-	if err != nil || !state.WaitForSync(ctx, synced, 30*time.Second) {
+	ext := embedded.New(c.client, embedded.Config{})
+	if err := ext.Watch(ctx, c.client, c.dyn, 30*time.Second); err != nil {
 		t.Fatalf("extender informers did not sync: %v", err)
 	}
-	reg := prometheus.NewRegistry()
-	ext := extscheduler.New(store, c.client, extscheduler.Config{Weights: placement.DefaultWeights, NoPF: extscheduler.NoPFReject}, extscheduler.NewMetrics(reg))
-	srv := httptest.NewServer(server.New(ext, store, synced, reg))
+	srv := httptest.NewServer(ext.Handler())
 	t.Cleanup(func() { srv.Close(); cancel() })
 	return srv.URL
 }
