@@ -123,11 +123,11 @@ func KernelClock() Clock {
 	return c
 }
 
-// Ticks is tbf's buffer for size bytes at rate bytes/s, in the kernel's ticks: what
-// netlink.Xmittime computes, but rounded up instead of down to a whole microsecond first (at
-// 10 Gbit/s Xmittime turns a 1514-byte burst into 1250 bytes, and tbf drops every full frame),
-// and refusing what Xmittime would silently wrap: ok is false when the time does not fit the
-// 32-bit buffer.
+// Ticks is tbf's buffer for size bytes at rate bytes/s, in the kernel's ticks. It is what
+// netlink.Xmittime computes, but without rounding down to a whole microsecond first (at 10 Gbit/s
+// Xmittime turns a 1514-byte burst into 15 ticks, 1200 bytes, and tbf drops every full frame):
+// it rounds up, so the kernel's burst is at least size. And it refuses what Xmittime would
+// silently wrap: ok is false when the time does not fit the 32-bit buffer.
 func (c Clock) Ticks(rate, size uint64) (ticks uint32, ok bool) {
 	if rate == 0 {
 		return 0, false

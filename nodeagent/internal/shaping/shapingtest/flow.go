@@ -160,14 +160,19 @@ func (f Flow) Series(step time.Duration) []Point {
 	return out
 }
 
-// PhaseEnd is when the flow last ran above threshold bit/s over a window of 100 ms: the end
-// of a burst phase (0 when there was none).
+// PhaseEnd is when a burst phase above threshold bit/s ended: where the rate first stays at or
+// below it for 300 ms (0: the flow never ran above it; Duration: it never stopped). A refilled
+// bucket's short burst later on, after a stall, is not the burst phase.
 func (f Flow) PhaseEnd(threshold float64) time.Duration {
-	w := 100 * time.Millisecond
-	for t := f.Duration(); t >= w; t -= f.Bin {
-		if f.Rate(t-w, t) > threshold {
-			return t
+	w := 300 * time.Millisecond
+	for t := time.Duration(0); t+w <= f.Duration(); t += f.Bin {
+		if f.Rate(t, t+w) > threshold {
+			continue
 		}
+		for t < f.Duration() && f.Rate(t, t+f.Bin) > threshold {
+			t += f.Bin
+		}
+		return t
 	}
-	return 0
+	return f.Duration()
 }
