@@ -23,6 +23,9 @@ type Flow struct {
 // Send sends TCP from one namespace to addr (in another) for d, as fast as TCP goes, and
 // records what arrives in bins of bin. mtu is the path's MTU, for Wire.
 func Send(from, to ns.NetNS, addr net.IP, d, bin time.Duration, mtu int) (Flow, error) {
+	if bin <= 0 || d < bin {
+		return Flow{}, fmt.Errorf("a flow of %v in bins of %v: the flow must last a bin at least", d, bin)
+	}
 	var l net.Listener
 	err := to.Do(func(ns.NetNS) error {
 		var err error
