@@ -13,7 +13,7 @@ STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 BIN := $(CURDIR)/bin
 FIXTURES := nodeagent/testdata/sysfs
 
-.PHONY: help build test unit e2e bench-test lint bench bench-placement bench-throughput fuzz demo discover fixtures clean
+.PHONY: help build test unit e2e bench-test lint bench bench-placement bench-throughput bench-bandwidth fuzz demo discover fixtures clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ bench-placement: ## placement quality: topolane against two baselines on bench/s
 
 bench-throughput: ## the real kube-scheduler on 5,000 simulated nodes, with and without the extender
 	cd $(BENCH) && go run ./cmd/topolane-bench throughput
+
+bench-bandwidth: ## as root: topolane's shaping and the CNI bandwidth plugin, TCP each way through a device in a pod namespace; writes bench/bandwidth.svg
+	go run ./nodeagent/internal/shaping/bandwidthbench --plot $(CURDIR)/bench/bandwidth.svg
 
 demo: ## a small cluster through the real kube-scheduler, with topolane's extender and without
 	cd $(BENCH) && go run ./cmd/topolane-bench demo

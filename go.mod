@@ -93,4 +93,7 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
-tool github.com/containernetworking/plugins/plugins/ipam/host-local
+tool (
+	github.com/containernetworking/plugins/plugins/ipam/host-local
+	github.com/containernetworking/plugins/plugins/meta/bandwidth
+)

@@ -1,8 +1,8 @@
 // Package netbind is the agent's narrow window on the kernel's network stack: find a device by
 // the alias topolane gives it, move it between namespaces, rename it, set its MAC, addresses and
-// routes, bring it up or down, and set a VF's MAC through its PF. Netlink is the real thing;
-// tests run it on the kernel with a veth end standing in for a PF, and fake only SetVFMAC and
-// VFMAC, which need SR-IOV hardware.
+// routes, bring it up or down, and set a VF's MAC and rate limits through its PF. Netlink is
+// the real thing; tests run it on the kernel with a veth end standing in for a PF, and fake only
+// the VF calls (SetVFMAC, VFMAC, SetVFRate, VFRate), which need SR-IOV hardware.
 package netbind
 
 import (
@@ -36,6 +36,10 @@ type Kernel interface {
 	// SetVFMAC sets VF vf's MAC through its PF, in the host namespace; VFMAC reads it.
 	SetVFMAC(pf string, vf int, mac net.HardwareAddr) error
 	VFMAC(pf string, vf int) (net.HardwareAddr, error)
+	// SetVFRate sets VF vf's transmit rate limits through its PF, in the host namespace, in
+	// Mbit/s (0: none); VFRate reads them. A driver without VF rate limiting answers EOPNOTSUPP.
+	SetVFRate(pf string, vf int, minMbps, maxMbps int) error
+	VFRate(pf string, vf int) (minMbps, maxMbps int, err error)
 	// AddMacvlan creates a bridge-mode macvlan on parent in the host namespace.
 	AddMacvlan(parent, name string) error
 	// Delete deletes a (virtual) link.
@@ -204,15 +208,34 @@ func (k Netlink) SetVFMAC(pf string, vf int, mac net.HardwareAddr) error {
 func (k Netlink) VFMAC(pf string, vf int) (net.HardwareAddr, error) {
 	var mac net.HardwareAddr
 	err := k.with(Host, pf, func(_ *netlink.Handle, l netlink.Link) error {
-		for _, v := range l.Attrs().Vfs {
-			if v.ID == vf {
-				mac = v.Mac
-				return nil
-			}
-		}
-		return fmt.Errorf("PF %s reports no VF %d", pf, vf)
+		v, err := vfInfo(l, vf)
+		mac = v.Mac
+		return err
 	})
 	return mac, err
+}
+
+func (k Netlink) SetVFRate(pf string, vf int, minMbps, maxMbps int) error {
+	return k.with(Host, pf, func(h *netlink.Handle, l netlink.Link) error { return h.LinkSetVfRate(l, vf, minMbps, maxMbps) })
+}
+
+func (k Netlink) VFRate(pf string, vf int) (minMbps, maxMbps int, err error) {
+	err = k.with(Host, pf, func(_ *netlink.Handle, l netlink.Link) error {
+		v, err := vfInfo(l, vf)
+		minMbps, maxMbps = int(v.MinTxRate), int(v.MaxTxRate)
+		return err
+	})
+	return minMbps, maxMbps, err
+}
+
+// vfInfo is what the PF reports of its VF vf.
+func vfInfo(pf netlink.Link, vf int) (netlink.VfInfo, error) {
+	for _, v := range pf.Attrs().Vfs {
+		if v.ID == vf {
+			return v, nil
+		}
+	}
+	return netlink.VfInfo{}, fmt.Errorf("PF %s reports no VF %d", pf.Attrs().Name, vf)
 }
 
 func (k Netlink) AddMacvlan(parent, name string) error {

@@ -1,6 +1,7 @@
 // Package attachtest is the kernel fixture of the attach tests: a throwaway host namespace in
 // which every RDMA NIC and VF of the DGX H100 fixture is a veth end of its name, pods and their
-// GPUs, the real host-local IPAM plugin, and the two SR-IOV calls faked in a file.
+// GPUs, the real host-local IPAM plugin, and the SR-IOV calls (a VF's MAC and rates) faked in
+// files.
 package attachtest
 
 import (
@@ -114,8 +115,8 @@ func (fx *Fixture) Attacher(node *topology.Node) *attach.Attacher {
 	}
 }
 
-// testKernel is the real kernel except the two calls that need SR-IOV hardware, kept in a file
-// so that a killed and restarted agent sees what was set.
+// testKernel is the real kernel except the calls that need SR-IOV hardware (a VF's MAC and rate
+// limits), kept in files so that a killed and restarted agent sees what was set.
 type Kernel struct {
 	netbind.Netlink
 	vfFile string
@@ -146,6 +147,76 @@ func (k Kernel) VFMAC(pf string, vf int) (net.HardwareAddr, error) {
 		return net.ParseMAC(mac)
 	}
 	return net.HardwareAddr{0x0e, 0xf0, 0, 0, byte(len(pf)), byte(vf)}, nil // what the PF reports before anyone set it
+}
+
+// vfRates is the fake's VF rate limiting, kept in a file next to the MACs: the rates set
+// ("pf/vf" → [min, max] Mbit/s; 0/0, no limit, before anyone set them), every call made, and
+// the errno each method answers instead (FailVFRate).
+type vfRates struct {
+	Rates map[string][2]int        `json:"rates"`
+	Calls []string                 `json:"calls"`
+	Fail  map[string]syscall.Errno `json:"fail"`
+}
+
+func (k Kernel) ratesFile() string { return filepath.Join(filepath.Dir(k.vfFile), "vf-rates.json") }
+
+// updateRates reads the fake's rates, lets fn change them and writes them back.
+func (k Kernel) updateRates(fn func(*vfRates) error) error {
+	vfMu.Lock()
+	defer vfMu.Unlock()
+	r := vfRates{Rates: map[string][2]int{}, Fail: map[string]syscall.Errno{}}
+	if data, err := os.ReadFile(k.ratesFile()); err == nil {
+		if err := json.Unmarshal(data, &r); err != nil {
+			return err
+		}
+	}
+	ferr := fn(&r)
+	data, _ := json.Marshal(r)
+	if err := os.WriteFile(k.ratesFile(), data, 0o600); err != nil {
+		return err
+	}
+	return ferr
+}
+
+func (k Kernel) SetVFRate(pf string, vf int, minMbps, maxMbps int) error {
+	return k.updateRates(func(r *vfRates) error {
+		r.Calls = append(r.Calls, fmt.Sprintf("SetVFRate %s %d %d %d", pf, vf, minMbps, maxMbps))
+		if errno := r.Fail["SetVFRate"]; errno != 0 {
+			return errno
+		}
+		r.Rates[fmt.Sprintf("%s/%d", pf, vf)] = [2]int{minMbps, maxMbps}
+		return nil
+	})
+}
+
+func (k Kernel) VFRate(pf string, vf int) (minMbps, maxMbps int, err error) {
+	err = k.updateRates(func(r *vfRates) error {
+		r.Calls = append(r.Calls, fmt.Sprintf("VFRate %s %d", pf, vf))
+		if errno := r.Fail["VFRate"]; errno != 0 {
+			return errno
+		}
+		rate := r.Rates[fmt.Sprintf("%s/%d", pf, vf)]
+		minMbps, maxMbps = rate[0], rate[1]
+		return nil
+	})
+	return minMbps, maxMbps, err
+}
+
+// FailVFRate makes method ("SetVFRate" or "VFRate") answer errno from now on; 0 heals it.
+func (k Kernel) FailVFRate(method string, errno syscall.Errno) error {
+	return k.updateRates(func(r *vfRates) error {
+		r.Fail[method] = errno
+		return nil
+	})
+}
+
+// VFRateCalls lists the VF rate calls made so far, and the rates set.
+func (k Kernel) VFRateCalls() (calls []string, rates map[string][2]int, err error) {
+	err = k.updateRates(func(r *vfRates) error {
+		calls, rates = r.Calls, r.Rates
+		return nil
+	})
+	return calls, rates, err
 }
 
 type FakePods map[string]attach.Pod
