@@ -19,7 +19,23 @@ type Node struct {
 	// Levels holds the connection of every pair of GPUs, NICs and VFs, by PCI address. Fill it
 	// with Connect.
 	Levels Levels `json:"levels,omitzero"`
+	// RDMANetnsMode is the RDMA subsystem's network namespace mode (`rdma system`):
+	// RDMANetnsShared or RDMANetnsExclusive; empty when unknown (no RDMA subsystem, or a fixture).
+	RDMANetnsMode string `json:"rdmaNetnsMode,omitempty"`
 }
+
+// RDMA network namespace modes. In shared mode every namespace sees every RDMA device; in
+// exclusive mode an RDMA device belongs to one namespace and must move into a pod with its netdev.
+const (
+	RDMANetnsShared    = "shared"
+	RDMANetnsExclusive = "exclusive"
+)
+
+// Link layers of a NIC: what its ports speak.
+const (
+	LinkLayerEthernet   = "ethernet"
+	LinkLayerInfiniBand = "infiniband"
+)
 
 // PCIePath is where a PCI function sits: the host bridge ("pci0000:17") followed by every PCI
 // function from the root port down to the function itself, as in its canonical sysfs path.
@@ -49,6 +65,12 @@ type NIC struct {
 	Path       PCIePath `json:"pciePath,omitempty"`
 	// SRIOV is nil when the function cannot create VFs.
 	SRIOV *SRIOV `json:"sriov,omitempty"`
+	// LinkLayer is LinkLayerEthernet or LinkLayerInfiniBand (PCI class 0x0207, or the RDMA
+	// port's link_layer); its VFs share it. Empty for other network controllers.
+	LinkLayer string `json:"linkLayer,omitempty"`
+	// Excluded is why the NIC, its VFs and macvlans on it are never handed out, as a person reads
+	// it ("carries the default route", "not in --nics"); empty for a candidate.
+	Excluded string `json:"excluded,omitempty"`
 }
 
 // SRIOV describes a PF's virtual functions.
