@@ -55,7 +55,9 @@ func moveToPod(addr string) func(p sysfs.Paths) error {
 }
 
 func rename(addr, from, to string) func(p sysfs.Paths) error {
-	return func(p sysfs.Paths) error { return os.Rename(p.PCIDevice(addr, "net", from), p.PCIDevice(addr, "net", to)) }
+	return func(p sysfs.Paths) error {
+		return os.Rename(p.PCIDevice(addr, "net", from), p.PCIDevice(addr, "net", to))
+	}
 }
 
 // addNetdev adds a netdev beside a function's own, with a phys_port_name or a parent attribute.
@@ -169,7 +171,9 @@ func TestRDMALinkLayer(t *testing.T) {
 			return os.WriteFile(p.PCIDevice(pf, "infiniband", "mlx5_0", "ports", "1", "link_layer"), []byte(s), 0o644)
 		}
 	}
-	gone := func(p sysfs.Paths) error { return os.Remove(p.PCIDevice(pf, "infiniband", "mlx5_0", "ports", "1", "link_layer")) }
+	gone := func(p sysfs.Paths) error {
+		return os.Remove(p.PCIDevice(pf, "infiniband", "mlx5_0", "ports", "1", "link_layer"))
+	}
 	for _, tt := range []struct {
 		name          string
 		change        func(p sysfs.Paths) error
