@@ -65,7 +65,7 @@ func ip(s string) net.IP {
 	return addr
 }
 
-func addAddr(t *testing.T, h *netlink.Handle, l netlink.Link, cidr string) {
+func addAddr(t testing.TB, h *netlink.Handle, l netlink.Link, cidr string) {
 	t.Helper()
 	a, err := netlink.ParseAddr(cidr)
 	if err != nil {
@@ -77,7 +77,7 @@ func addAddr(t *testing.T, h *netlink.Handle, l netlink.Link, cidr string) {
 	}
 }
 
-func addDefault(t *testing.T, h *netlink.Handle, l netlink.Link, gw string) {
+func addDefault(t testing.TB, h *netlink.Handle, l netlink.Link, gw string) {
 	t.Helper()
 	if err := h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: net.ParseIP(gw)}); err != nil {
 		t.Fatalf("adding the default route via %s: %v", gw, err)

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 }
 
 // newNS is a throwaway namespace that stands for the host, and a netlink handle in it.
-func newNS(t *testing.T) (ns.NetNS, *netlink.Handle) {
+func newNS(t testing.TB) (ns.NetNS, *netlink.Handle) {
 	t.Helper()
 	n, err := testutils.NewNS()
 	if err != nil {
@@ -38,7 +38,7 @@ func newNS(t *testing.T) (ns.NetNS, *netlink.Handle) {
 }
 
 // veth adds a veth pair, both ends up, and returns the first end.
-func veth(t *testing.T, h *netlink.Handle, name string) netlink.Link {
+func veth(t testing.TB, h *netlink.Handle, name string) netlink.Link {
 	t.Helper()
 	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "-p"}); err != nil {
 		t.Fatalf("adding veth %s: %v", name, err)
@@ -46,7 +46,7 @@ func veth(t *testing.T, h *netlink.Handle, name string) netlink.Link {
 	return up(t, h, name, name+"-p")[0]
 }
 
-func up(t *testing.T, h *netlink.Handle, names ...string) []netlink.Link {
+func up(t testing.TB, h *netlink.Handle, names ...string) []netlink.Link {
 	t.Helper()
 	var links []netlink.Link
 	for _, name := range names {
