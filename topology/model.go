@@ -21,7 +21,23 @@ type Node struct {
 	Levels Levels `json:"levels,omitzero"`
 	// Rails give each GPU the NIC it drives (AssignRails); empty without an eligible NIC.
 	Rails []Rail `json:"rails,omitempty"`
+	// RDMANetnsMode is the RDMA subsystem's network namespace mode (`rdma system`):
+	// RDMANetnsShared or RDMANetnsExclusive; empty when unknown (no RDMA subsystem, or a fixture).
+	RDMANetnsMode string `json:"rdmaNetnsMode,omitempty"`
 }
+
+// RDMA network namespace modes. In shared mode every namespace sees every RDMA device; in
+// exclusive mode an RDMA device belongs to one namespace and must move into a pod with its netdev.
+const (
+	RDMANetnsShared    = "shared"
+	RDMANetnsExclusive = "exclusive"
+)
+
+// Link layers of a NIC: what its ports speak.
+const (
+	LinkLayerEthernet   = "ethernet"
+	LinkLayerInfiniBand = "infiniband"
+)
 
 // PCIePath is where a PCI function sits: the host bridge ("pci0000:17") followed by every PCI
 // function from the root port down to the function itself, as in its canonical sysfs path.
@@ -51,8 +67,11 @@ type NIC struct {
 	Path       PCIePath `json:"pciePath,omitempty"`
 	// SRIOV is nil when the function cannot create VFs.
 	SRIOV *SRIOV `json:"sriov,omitempty"`
-	// Excluded says why topolane never hands the NIC out (the host uses it, or the operator's
-	// selectors leave it out); empty for a candidate.
+	// LinkLayer is LinkLayerEthernet or LinkLayerInfiniBand (PCI class 0x0207, or the RDMA
+	// port's link_layer); its VFs share it. Empty for other network controllers.
+	LinkLayer string `json:"linkLayer,omitempty"`
+	// Excluded is why the NIC, its VFs and macvlans on it are never handed out, as a person reads
+	// it ("carries the default route", "not in --nics"); empty for a candidate.
 	Excluded string `json:"excluded,omitempty"`
 }
 

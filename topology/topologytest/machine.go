@@ -53,6 +53,14 @@ type Fn struct {
 	NumVFs    int
 }
 
+// LinkLayer is what a NIC's class says its ports speak: InfiniBand for 0x0207, else Ethernet.
+func (f Fn) LinkLayer() string {
+	if f.Class>>8 == ClassInfiniBand>>8 {
+		return topology.LinkLayerInfiniBand
+	}
+	return topology.LinkLayerEthernet
+}
+
 // HostBridge is the sysfs name of the root's host bridge.
 func (r Root) HostBridge() string { return "pci" + r.Bus }
 
@@ -127,7 +135,7 @@ func (m Machine) Node() *topology.Node {
 func (f Fn) nic(path topology.PCIePath, numa int) topology.NIC {
 	nic := topology.NIC{
 		Name: f.Netdev, PCIAddress: f.Addr, NUMANode: numa, Driver: f.Driver,
-		SpeedMbps: f.SpeedMbps, RDMADevice: f.RDMA, Path: path,
+		SpeedMbps: f.SpeedMbps, RDMADevice: f.RDMA, Path: path, LinkLayer: f.LinkLayer(),
 	}
 	if f.TotalVFs > 0 {
 		nic.SRIOV = &topology.SRIOV{TotalVFs: f.TotalVFs, NumVFs: f.NumVFs}

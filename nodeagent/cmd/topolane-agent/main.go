@@ -13,6 +13,7 @@ const usage = `topolane-agent: topolane's node agent
 Usage:
   topolane-agent run [--node-name NAME] [--kubeconfig FILE] [flags]   (-h for the flags)
   topolane-agent discover [--sysfs-root DIR] [-o table|json] [--node-name NAME]
+                          [--node-ip IPS] [--nics LIST] [--exclude-nics LIST]
 
 Commands:
   run        discover and publish the node, serve the topolane-cni plugin, return devices on restart

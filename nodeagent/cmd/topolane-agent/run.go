@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -27,6 +30,7 @@ import (
 	"github.com/topolane/topolane/nodeagent/internal/attach"
 	"github.com/topolane/topolane/nodeagent/internal/cniserver"
 	"github.com/topolane/topolane/nodeagent/internal/gpu"
+	"github.com/topolane/topolane/nodeagent/internal/discovery"
 	"github.com/topolane/topolane/nodeagent/internal/kubelet"
 	"github.com/topolane/topolane/nodeagent/internal/netbind"
 	"github.com/topolane/topolane/nodeagent/internal/nri"
@@ -40,6 +44,7 @@ type runOptions struct {
 	nodeName, kubeconfig, sysfsRoot, socket, stateDir, accelDir, podResources, gpuResources, listen string
 	netnsDirs, cniBinDirs, nri                                                                      string
 	period                                                                                          time.Duration
+	nics, excludeNICs                                                                               discovery.Selectors
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
@@ -59,7 +64,12 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	fs.StringVar(&o.nri, "nri", "", "the container runtime's NRI socket (e.g. "+nri.DefaultSocket+"); when set, containers of a pod get the /dev/infiniband devices of its RDMA devices; empty: off")
 	fs.StringVar(&o.cniBinDirs, "cni-bin-dirs", strings.Join(validate.DefaultCNIBinDirs, ","), "directories of CNI plugins, comma-separated (every CNI_PATH entry must be in one)")
 	fs.DurationVar(&o.period, "period", 5*time.Minute, "how often to discover the node again")
+	nics := addNICFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var err error
+	if o.nics, o.excludeNICs, err = nics.parse(); err != nil {
 		return o, err
 	}
 	switch {
@@ -112,11 +122,12 @@ func runAgent(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return err
 	}
+	nd := &nodeDiscoverer{o: o, client: client}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := &agent.Agent{Client: client, Metrics: agent.NewMetrics(reg),
 		Publisher: &publish.Publisher{Client: client, Dyn: dyn, NodeName: o.nodeName},
-		Discover:  func() (*topology.Node, error) { return discoverLogged(ctx, o) }}
+		Discover:  func() (*topology.Node, error) { return nd.discover(ctx) }}
 	a.Attacher = &attach.Attacher{Kernel: netbind.Netlink{}, Journal: attach.Journal{Dir: filepath.Join(o.stateDir, "journal")},
 		AccelDir: o.accelDir, Topology: a.Topology, Pods: agent.APIPods{Client: client}, Reporter: a,
 		GPUs: kubelet.PodResources{Socket: o.podResources, Resources: splitList(o.gpuResources), GPUs: gpuResolver(o, a)}}
@@ -159,15 +170,56 @@ func gpuResolver(o runOptions, a *agent.Agent) kubelet.Resolver {
 	return r
 }
 
-func discoverLogged(ctx context.Context, o runOptions) (*topology.Node, error) {
-	res, err := discover(o.sysfsRoot, o.nodeName)
+// nodeDiscoverer discovers this node for the daemon: its --sysfs-root is this machine's, the
+// Node's InternalIPs are read from the API each time, and the netdev names NICs had are
+// remembered for when they are in pods (so that --nics globs still match them).
+type nodeDiscoverer struct {
+	o      runOptions
+	client kubernetes.Interface
+
+	mu        sync.Mutex
+	lastNames map[string]string
+}
+
+func (d *nodeDiscoverer) discover(ctx context.Context) (*topology.Node, error) {
+	ips, err := nodeInternalIPs(ctx, d.client, d.o.nodeName)
 	if err != nil {
 		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	res, err := discover(discoverOptions{root: d.o.sysfsRoot, nodeName: d.o.nodeName, thisMachine: true, nodeIPs: ips,
+		nics: d.o.nics, excludeNICs: d.o.excludeNICs, lastNames: d.lastNames})
+	if err != nil {
+		return nil, err
+	}
+	if d.lastNames == nil {
+		d.lastNames = map[string]string{}
+	}
+	for _, nic := range res.Node.NICs {
+		if nic.Name != "" {
+			d.lastNames[nic.PCIAddress] = nic.Name
+		}
 	}
 	for _, w := range res.Warnings {
 		klog.FromContext(ctx).Info("Discovery warning", "warning", w)
 	}
 	return res.Node, nil
+}
+
+// nodeInternalIPs reads the Node's InternalIP addresses: the NIC that holds one is the node's own.
+func nodeInternalIPs(ctx context.Context, client kubernetes.Interface, name string) ([]net.IP, error) {
+	node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading Node %s for its InternalIP, so as never to hand out the NIC that holds it: %w", name, err)
+	}
+	var ips []net.IP
+	for _, a := range node.Status.Addresses {
+		if ip := net.ParseIP(a.Address); a.Type == corev1.NodeInternalIP && ip != nil {
+			ips = append(ips, ip)
+		}
+	}
+	return ips, nil
 }
 
 // serveAll serves the CNI socket and the health endpoint until ctx ends, then shuts both down.

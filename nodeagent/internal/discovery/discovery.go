@@ -5,10 +5,13 @@ package discovery
 import (
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 
 	"github.com/jaypipes/pcidb"
 
 	"github.com/topolane/topolane/nodeagent/internal/gpu"
+	"github.com/topolane/topolane/nodeagent/internal/netbind"
 	"github.com/topolane/topolane/nodeagent/internal/sysfs"
 	"github.com/topolane/topolane/topology"
 )
@@ -21,7 +24,29 @@ type Options struct {
 	// NVML is asked for GPU identities and GPU↔GPU links; nil means GPUs come from PCI alone
 	// (a fixture tree describes another machine than the one NVML would answer for).
 	NVML gpu.Library
+
+	// Host says how the host namespace uses its links, matched to NICs by netdev name: a NIC
+	// the host uses (a global address, the default route, a bond, bridge or OVS port, NodeIPs)
+	// is Excluded. nil: not asked, for a tree that describes another machine (a fixture).
+	Host HostLinks
+	// NodeIPs are the Node's InternalIP addresses.
+	NodeIPs []net.IP
+	// NICs (--nics), when set, keeps only the NICs it matches; ExcludeNICs (--exclude-nics)
+	// leaves out those it matches. Neither brings back a NIC the host uses.
+	NICs, ExcludeNICs Selectors
+	// LastNames maps PCI addresses to the netdev names NICs had in the host at an earlier
+	// discovery, so that a NIC whose netdev is in a pod now still matches netdev globs.
+	LastNames map[string]string
+	// RDMA is asked for the RDMA netns mode; nil: not asked (a fixture).
+	RDMA RDMAMode
 }
+
+// RDMAMode reads the RDMA subsystem's netns mode (netbind.Netlink on a node).
+type RDMAMode interface {
+	RDMANetnsMode() (string, error)
+}
+
+var _ RDMAMode = netbind.Netlink{}
 
 // Result is the node's topology and what a person should know about how it was found.
 type Result struct {
@@ -39,7 +64,8 @@ func (r *Result) warn(format string, args ...any) {
 	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
 }
 
-// Discover reads the node. It fails only when sysfs cannot be read at all.
+// Discover reads the node. It fails only when sysfs cannot be read at all, or when Host cannot
+// say how the host uses its links (a NIC could then be the node's own).
 func Discover(opts Options) (*Result, error) {
 	if opts.PCIDB == nil {
 		opts.PCIDB = sysfs.EmptyPCIDB()
@@ -54,6 +80,12 @@ func Discover(opts Options) (*Result, error) {
 	}
 	inv := pci{paths: opts.Sysfs, scanned: scan.Functions, result: r}
 	inv.collect()
+	if err := markExcluded(r, inv.functions, opts); err != nil {
+		return nil, err
+	}
+	if opts.RDMA != nil {
+		readRDMAMode(r, opts.RDMA)
+	}
 	var gpuLevels topology.Levels
 	if opts.NVML != nil {
 		gpuLevels = mergeNVML(r, opts.NVML)
@@ -65,6 +97,18 @@ func Discover(opts Options) (*Result, error) {
 	topology.Connect(r.Node)
 	r.Node.Levels.Overlay(gpuLevels)
 	return r, nil
+}
+
+// readRDMAMode records the RDMA netns mode; a node without RDMA NICs need not have one.
+func readRDMAMode(r *Result, rdma RDMAMode) {
+	mode, err := rdma.RDMANetnsMode()
+	if err == nil {
+		r.Node.RDMANetnsMode = mode
+		return
+	}
+	if slices.ContainsFunc(r.Node.NICs, func(n topology.NIC) bool { return n.RDMA() }) {
+		r.warn("%v: whether an RDMA device must move into the pod with its netdev is unknown", err)
+	}
 }
 
 // mergeNVML adds NVML's identities to the GPUs found on PCI and returns its GPU↔GPU levels,

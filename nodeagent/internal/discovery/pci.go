@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/topolane/topolane/nodeagent/internal/sysfs"
@@ -66,6 +67,7 @@ func (p *pci) isVF(addr string) bool {
 func (p *pci) nic(f sysfs.Function) topology.NIC {
 	nic := topology.NIC{PCIAddress: f.Address, Model: f.Product, NUMANode: f.NUMANode, Driver: f.Driver, Path: f.Path}
 	nic.Name, nic.RDMADevice = p.names(f.Address)
+	nic.LinkLayer = p.linkLayer(f, nic.RDMADevice)
 	if nic.Name != "" {
 		nic.SpeedMbps = p.paths.SpeedMbps(f.Address, nic.Name)
 	}
@@ -80,12 +82,38 @@ func (p *pci) nic(f sysfs.Function) topology.NIC {
 	return nic
 }
 
-// names returns the netdev and RDMA device of a function (the first of each, if several).
+// linkLayer is what the RDMA device's port says its link layer is, else what the PCI class
+// says (a ConnectX in InfiniBand mode is class 0x0207).
+func (p *pci) linkLayer(f sysfs.Function, rdma string) string {
+	if rdma != "" {
+		ll, err := p.paths.RDMALinkLayer(f.Address, rdma)
+		if err != nil {
+			p.result.warn("NIC %s: %v; taking the link layer from its PCI class", f.Address, err)
+		}
+		if ll != "" {
+			return ll
+		}
+	}
+	switch f.Class >> 8 {
+	case classInfiniBand:
+		return topology.LinkLayerInfiniBand
+	case classEthernet:
+		return topology.LinkLayerEthernet
+	}
+	return ""
+}
+
+const (
+	classEthernet   = 0x0200
+	classInfiniBand = 0x0207
+)
+
+// names returns the netdev of a function, as the attacher finds it (sysfs.NetDev), and its
+// RDMA device (the first, if several). A function whose netdev is elsewhere has none.
 func (p *pci) names(addr string) (netdev, rdma string) {
-	if devs, err := p.paths.NetDevs(addr); err != nil {
+	netdev, err := p.paths.NetDev(addr)
+	if err != nil && !errors.Is(err, sysfs.ErrNoNetdev) {
 		p.result.warn("%v", err)
-	} else if len(devs) > 0 {
-		netdev = devs[0]
 	}
 	if devs, err := p.paths.RDMADevices(addr); err != nil {
 		p.result.warn("%v", err)
@@ -97,6 +125,7 @@ func (p *pci) names(addr string) (netdev, rdma string) {
 
 func (p *pci) sriov(pf string, s *sysfs.SRIOV) *topology.SRIOV {
 	out := &topology.SRIOV{TotalVFs: s.TotalVFs, NumVFs: s.NumVFs}
+	found := 0
 	for idx, addr := range s.VFs {
 		f, ok := p.functions[addr]
 		if !ok {
@@ -105,12 +134,24 @@ func (p *pci) sriov(pf string, s *sysfs.SRIOV) *topology.SRIOV {
 			continue
 		}
 		p.claimed[addr] = true
+		found++
+		if sysfs.NoNetdevDriver(f.Driver) {
+			p.result.note("VF %d of %s (%s) is left out: %s, it has no netdev to move into a pod", idx, pf, addr, boundTo(f.Driver))
+			continue
+		}
 		vf := topology.VF{Index: idx, PCIAddress: addr, Driver: f.Driver, Path: f.Path}
 		vf.Name, vf.RDMADevice = p.names(addr)
 		out.VFs = append(out.VFs, vf)
 	}
-	if len(out.VFs) != s.NumVFs {
-		p.result.warn("NIC %s: sriov_numvfs says %d VFs, %d were found", pf, s.NumVFs, len(out.VFs))
+	if found != s.NumVFs {
+		p.result.warn("NIC %s: sriov_numvfs says %d VFs, %d were found", pf, s.NumVFs, found)
 	}
 	return out
+}
+
+func boundTo(driver string) string {
+	if driver == "" {
+		return "bound to no driver"
+	}
+	return "bound to " + driver
 }

@@ -1,8 +1,11 @@
 // Package netbind is the agent's narrow window on the kernel's network stack: find a device by
 // the alias topolane gives it, move it between namespaces, rename it, set its MAC, addresses and
-// routes, bring it up or down, and set a VF's MAC and rate limits through its PF. Netlink is
-// the real thing; tests run it on the kernel with a veth end standing in for a PF, and fake only
-// the VF calls (SetVFMAC, VFMAC, SetVFRate, VFRate), which need SR-IOV hardware.
+// Package netbind is the agent's narrow window on the kernel's network stack: find a device by
+// the alias topolane gives it, move it between namespaces, rename it, set its MAC, addresses and
+// routes, bring it up or down, set a VF's MAC (or, on InfiniBand, its GUIDs) and rate limits
+// through its PF, and move an RDMA device with its netdev. It also tells discovery how the host
+// uses its links (HostLinks). Netlink is the real thing; tests run it on the kernel with a veth
+// end standing in for a PF, and fake only the calls that need SR-IOV or RDMA hardware.
 package netbind
 
 import (
@@ -46,6 +49,17 @@ type Kernel interface {
 	Delete(ns, name string) error
 	// NamespaceExists says whether ns still names a network namespace.
 	NamespaceExists(ns string) bool
+
+	// RDMANetnsMode is the RDMA subsystem's namespace mode: topology.RDMANetnsShared or
+	// topology.RDMANetnsExclusive. Errors wrap ErrNoRDMA where the kernel has no RDMA netlink.
+	RDMANetnsMode() (string, error)
+	// MoveRDMA moves RDMA device dev (mlx5_3) from one namespace to another, keeping its name;
+	// only exclusive mode allows it.
+	MoveRDMA(fromNS, dev, toNS string) error
+	// SetVFGUID sets an InfiniBand VF's node and port GUIDs (8 bytes each) through its PF, in the
+	// host namespace; VFGUID reads them.
+	SetVFGUID(pf string, vf int, node, port net.HardwareAddr) error
+	VFGUID(pf string, vf int) (node, port net.HardwareAddr, err error)
 }
 
 // LinkState is what the agent reads of a link.
@@ -66,12 +80,13 @@ type Netlink struct {
 // ErrNoNamespace is returned when a namespace path names no network namespace.
 var ErrNoNamespace = errors.New("network namespace does not exist")
 
-// handle opens a netlink handle in ns.
-func (k Netlink) handle(ns string) (*netlink.Handle, error) {
+// handle opens a netlink handle in ns, for the given netlink families (all that netlink knows
+// by default; RDMA must be asked for).
+func (k Netlink) handle(ns string, families ...int) (*netlink.Handle, error) {
 	path := ns
 	if ns == Host {
 		if k.HostNS == "" {
-			return netlink.NewHandle()
+			return netlink.NewHandle(families...)
 		}
 		path = k.HostNS
 	}
@@ -83,7 +98,7 @@ func (k Netlink) handle(ns string) (*netlink.Handle, error) {
 		return nil, fmt.Errorf("opening network namespace %s: %w", path, err)
 	}
 	defer h.Close()
-	return netlink.NewHandleAt(h)
+	return netlink.NewHandleAt(h, families...)
 }
 
 // with runs fn with a handle in ns and the named link.
@@ -113,7 +128,7 @@ func (k Netlink) Find(ns, alias string) (string, error) {
 		return "", err
 	}
 	defer h.Close()
-	links, err := h.LinkList()
+	links, err := linkList(h)
 	if err != nil {
 		return "", fmt.Errorf("listing links%s: %w", where(ns), err)
 	}
@@ -130,7 +145,7 @@ func (k Netlink) Link(ns, name string) (LinkState, error) {
 	err := k.with(ns, name, func(h *netlink.Handle, l netlink.Link) error {
 		a := l.Attrs()
 		st = LinkState{Name: a.Name, Alias: a.Alias, MAC: a.HardwareAddr, Up: a.Flags&net.FlagUp != 0}
-		addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
+		addrs, err := addrList(h, l, netlink.FAMILY_ALL)
 		for _, addr := range addrs {
 			if addr.IP.IsGlobalUnicast() {
 				st.Addrs = append(st.Addrs, addr.IPNet)
@@ -159,22 +174,31 @@ func (k Netlink) Rename(ns, name, newName string) error {
 }
 
 func (k Netlink) Move(fromNS, name, toNS string) error {
-	target := toNS
-	if toNS == Host {
+	to, err := k.open(toNS)
+	if err != nil {
+		return err
+	}
+	defer to.Close()
+	return k.with(fromNS, name, func(h *netlink.Handle, l netlink.Link) error { return h.LinkSetNsFd(l, int(to)) })
+}
+
+// open opens namespace ns (Host: the host namespace) for a move into it.
+func (k Netlink) open(ns string) (netns.NsHandle, error) {
+	target := ns
+	if ns == Host {
 		target = k.HostNS
 		if target == "" {
 			target = "/proc/self/ns/net"
 		}
 	}
-	to, err := netns.GetFromPath(target)
+	h, err := netns.GetFromPath(target)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%s: %w", target, ErrNoNamespace)
+			return h, fmt.Errorf("%s: %w", target, ErrNoNamespace)
 		}
-		return fmt.Errorf("opening network namespace %s: %w", target, err)
+		return h, fmt.Errorf("opening network namespace %s: %w", target, err)
 	}
-	defer to.Close()
-	return k.with(fromNS, name, func(h *netlink.Handle, l netlink.Link) error { return h.LinkSetNsFd(l, int(to)) })
+	return h, nil
 }
 
 func (k Netlink) SetMAC(ns, name string, mac net.HardwareAddr) error {

@@ -1,6 +1,6 @@
 // Package topotable prints a node's topology the way `nvidia-smi topo -m` does: a matrix over
-// GPUs and RDMA NICs, its legend, the NICs by name, each PF with its VFs, and the NICs that
-// topolane never hands out.
+// GPUs and RDMA NICs, its legend, the NICs by name (with the reason an excluded one is never
+// handed out), each PF with its VFs, and the NICs without RDMA.
 package topotable
 
 import (
@@ -22,6 +22,9 @@ type device struct {
 func Write(w io.Writer, n *topology.Node, notes []string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Node %s\n\n", orDash(n.Name))
+	if mode := rdmaModes[n.RDMANetnsMode]; mode != "" {
+		fmt.Fprintf(&b, "RDMA netns mode: %s\n\n", mode)
+	}
 	gpus, nics := matrixDevices(n)
 	devs := append(gpus, nics...)
 	if len(devs) > 0 {
@@ -61,6 +64,12 @@ func matrixDevices(n *topology.Node) (gpus, nics []device) {
 		}
 	}
 	return gpus, nics
+}
+
+// rdmaModes explains each RDMA netns mode.
+var rdmaModes = map[string]string{
+	topology.RDMANetnsShared:    "shared (RDMA devices stay in the host namespace; every pod sees them all)",
+	topology.RDMANetnsExclusive: "exclusive (an RDMA device moves into its pod with its netdev)",
 }
 
 func writeMatrix(b *strings.Builder, n *topology.Node, devs []device) {
@@ -121,7 +130,8 @@ func writeNICs(b *strings.Builder, n *topology.Node, nics []device) {
 	i := 0
 	for _, nic := range n.NICs {
 		if nic.RDMA() {
-			fmt.Fprintf(tw, "  %s:\t%s\t%s\t%s\t%s\n", nics[i].label, nic.RDMADevice, orDash(nic.Name), nic.PCIAddress, pfKind(nic))
+			fmt.Fprintf(tw, "  %s:\t%s\t%s\t%s\t%s%s%s\n", nics[i].label, nic.RDMADevice, orDash(nic.Name), nic.PCIAddress, pfKind(nic),
+				infiniBand(nic), excluded(nic.Excluded))
 			i++
 		}
 		if nic.SRIOV == nil {
@@ -129,12 +139,35 @@ func writeNICs(b *strings.Builder, n *topology.Node, nics []device) {
 		}
 		for _, vf := range nic.SRIOV.VFs {
 			if vf.RDMADevice != "" {
-				fmt.Fprintf(tw, "  %s:\t%s\t%s\t%s\tVF %d of %s\n", nics[i].label, vf.RDMADevice, orDash(vf.Name), vf.PCIAddress, vf.Index, nic.PCIAddress)
+				fmt.Fprintf(tw, "  %s:\t%s\t%s\t%s\tVF %d of %s%s\n", nics[i].label, vf.RDMADevice, orDash(vf.Name), vf.PCIAddress, vf.Index, nic.PCIAddress,
+					excludedWithPF(nic.Excluded))
 				i++
 			}
 		}
 	}
 	tw.Flush()
+}
+
+func infiniBand(nic topology.NIC) string {
+	if nic.LinkLayer == topology.LinkLayerInfiniBand {
+		return ", InfiniBand"
+	}
+	return ""
+}
+
+// excluded shows why a NIC is never handed out.
+func excluded(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return "; excluded: " + reason
+}
+
+func excludedWithPF(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return "; excluded with its PF"
 }
 
 func pfKind(nic topology.NIC) string {
@@ -181,9 +214,17 @@ func writePlainNICs(b *strings.Builder, n *topology.Node) {
 	b.WriteString("\nOther NICs (no RDMA; never given to pods):\n\n")
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 	for _, nic := range plain {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\tNUMA %s%s\n", orDash(nic.Name), nic.PCIAddress, orDash(nic.Driver), numaLabel(nic.NUMANode), speed(nic.SpeedMbps))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\tNUMA %s%s%s\n", orDash(nic.Name), nic.PCIAddress, orDash(nic.Driver), numaLabel(nic.NUMANode), speed(nic.SpeedMbps),
+			plainExcluded(nic.Excluded))
 	}
 	tw.Flush()
+}
+
+func plainExcluded(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return "\texcluded: " + reason
 }
 
 func speed(mbps int) string {

@@ -1,6 +1,7 @@
 // Package sysfstest writes sysfs trees for tests: a topologytest.Machine laid out as the kernel
 // lays it out (devices nested by bridge under devices/pciDDDD:BB, bus/pci/devices as relative
-// links, driver links, net/, infiniband/, SR-IOV files and virtfnN/physfn links, NUMA nodes).
+// links, driver links, net/ and its class/net links, infiniband/, SR-IOV files and
+// virtfnN/physfn links, NUMA nodes).
 package sysfstest
 
 import (
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/topolane/topolane/nodeagent/internal/sysfs"
+	"github.com/topolane/topolane/topology"
 	"github.com/topolane/topolane/topology/topologytest"
 )
 
@@ -71,7 +73,7 @@ func Modalias(vendor, device uint16, class uint32) string {
 // nic writes a NIC's netdev, RDMA device and SR-IOV state; VFs go beside the PF, under parent.
 func (w *writer) nic(parent string, f topologytest.Fn, numa int) {
 	dir := filepath.Join(parent, f.Addr)
-	w.netdev(dir, f.Netdev, f.RDMA, f.SpeedMbps)
+	w.netdev(dir, f.Netdev, f.RDMA, f.SpeedMbps, f.LinkLayer())
 	if f.TotalVFs == 0 {
 		return
 	}
@@ -80,21 +82,29 @@ func (w *writer) nic(parent string, f topologytest.Fn, numa int) {
 	for _, vf := range f.VFs() {
 		vfDir := filepath.Join(parent, vf.Addr)
 		w.function(vfDir, vf.Addr, f.Vendor, vfDeviceID, f.Class, f.Driver, numa)
-		w.netdev(vfDir, vf.Netdev, vf.RDMA, f.SpeedMbps)
+		w.netdev(vfDir, vf.Netdev, vf.RDMA, f.SpeedMbps, f.LinkLayer())
 		w.link(filepath.Join(dir, fmt.Sprintf("virtfn%d", vf.Index)), vfDir)
 		w.link(filepath.Join(vfDir, "physfn"), dir)
 	}
 }
 
-func (w *writer) netdev(dir, name, rdma string, speed int) {
+// netdev writes a function's netdev (with its device link and its class/net entry) and RDMA
+// device (with port 1's link layer).
+func (w *writer) netdev(dir, name, rdma string, speed int, linkLayer string) {
 	if name != "" {
 		w.file(filepath.Join(dir, "net", name, "speed"), fmt.Sprint(speed))
 		w.file(filepath.Join(dir, "net", name, "operstate"), "up")
+		w.link(filepath.Join(dir, "net", name, "device"), dir)
+		w.link(w.paths.ClassNet(name), filepath.Join(dir, "net", name))
 	}
 	if rdma != "" {
 		w.file(filepath.Join(dir, "infiniband", rdma, "node_type"), "1: CA")
+		w.file(filepath.Join(dir, "infiniband", rdma, "ports", "1", "link_layer"), sysfsLinkLayer[linkLayer])
 	}
 }
+
+// sysfsLinkLayer is how sysfs spells each link layer.
+var sysfsLinkLayer = map[string]string{topology.LinkLayerEthernet: "Ethernet", topology.LinkLayerInfiniBand: "InfiniBand"}
 
 func (w *writer) dir(path string) {
 	if w.err == nil {
