@@ -54,7 +54,7 @@ func AssignRails(n *Node, pins map[string]string) error {
 	nics := eligibleNICs(n)
 	railOf := map[string]string{}
 	for gpu, nic := range pins {
-		if err := checkPin(n, gpu, nic); err != nil {
+		if err := CheckPin(n, gpu, nic); err != nil {
 			return err
 		}
 		railOf[gpu] = nic
@@ -76,7 +76,8 @@ func eligibleNICs(n *Node) []string {
 	return out
 }
 
-func checkPin(n *Node, gpu, nic string) error {
+// CheckPin says why a pin of a GPU to a NIC (PCI addresses) cannot be honoured, or nil.
+func CheckPin(n *Node, gpu, nic string) error {
 	if n.GPU(gpu) == nil {
 		return fmt.Errorf("rail pin names GPU %s, which node %s does not have", gpu, n.Name)
 	}

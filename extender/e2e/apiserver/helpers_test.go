@@ -18,8 +18,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/topolane/topolane/extender/extendertest"
 	"github.com/topolane/topolane/extender/embedded"
+	"github.com/topolane/topolane/extender/extendertest"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 )
 

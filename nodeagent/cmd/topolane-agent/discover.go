@@ -27,6 +27,7 @@ func discoverCmd(args []string, stdout, stderr io.Writer) int {
 	nodeName := fs.String("node-name", defaultNodeName(), "node name to report (default: $NODE_NAME, else the hostname)")
 	nodeIPs := fs.String("node-ip", "", "the Node's InternalIP addresses, comma-separated: the NIC that holds one is excluded (run reads them from the Node)")
 	nics := addNICFlags(fs)
+	rails := addRailsFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -38,6 +39,9 @@ func discoverCmd(args []string, stdout, stderr io.Writer) int {
 	var err error
 	if o.nics, o.excludeNICs, err = nics.parse(); err == nil {
 		o.nodeIPs, err = parseIPs(*nodeIPs)
+	}
+	if err == nil {
+		o.rails, err = readRails(*rails)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "topolane-agent discover: %v\n", err)
@@ -67,11 +71,12 @@ type discoverOptions struct {
 	nodeIPs           []net.IP
 	nics, excludeNICs discovery.Selectors
 	lastNames         map[string]string
+	rails             map[string]string // GPU → NIC pins (--rails)
 }
 
 func (o discoverOptions) discovery(db *pcidb.PCIDB) discovery.Options {
 	opts := discovery.Options{NodeName: o.nodeName, Sysfs: sysfs.Paths{Root: o.root}, PCIDB: db,
-		NodeIPs: o.nodeIPs, NICs: o.nics, ExcludeNICs: o.excludeNICs, LastNames: o.lastNames}
+		NodeIPs: o.nodeIPs, NICs: o.nics, ExcludeNICs: o.excludeNICs, LastNames: o.lastNames, Rails: o.rails}
 	if o.thisMachine {
 		opts.NVML = gpu.Library(nvml.New())
 		opts.Host = netbind.Netlink{}
@@ -114,6 +119,18 @@ func (f nicFlags) parse() (nics, exclude discovery.Selectors, err error) {
 	}
 	exclude, err = discovery.ParseSelectors("--exclude-nics", *f.exclude)
 	return nics, exclude, err
+}
+
+// addRailsFlag is --rails, shared by run and discover.
+func addRailsFlag(fs *flag.FlagSet) *string {
+	return fs.String("rails", "auto", "each GPU's rail (the NIC NCCL drives for it): auto (the nearest NIC, ties spread), or a YAML file mapping GPU (PCI address, UUID or index) to NIC (PCI address or netdev) where the fabric is wired otherwise; GPUs it does not name stay auto")
+}
+
+func readRails(value string) (map[string]string, error) {
+	if value == "auto" || value == "" {
+		return nil, nil
+	}
+	return discovery.ReadRails(value)
 }
 
 func parseIPs(list string) ([]net.IP, error) {

@@ -29,8 +29,8 @@ import (
 	"github.com/topolane/topolane/nodeagent/internal/agent"
 	"github.com/topolane/topolane/nodeagent/internal/attach"
 	"github.com/topolane/topolane/nodeagent/internal/cniserver"
-	"github.com/topolane/topolane/nodeagent/internal/gpu"
 	"github.com/topolane/topolane/nodeagent/internal/discovery"
+	"github.com/topolane/topolane/nodeagent/internal/gpu"
 	"github.com/topolane/topolane/nodeagent/internal/kubelet"
 	"github.com/topolane/topolane/nodeagent/internal/netbind"
 	"github.com/topolane/topolane/nodeagent/internal/nri"
@@ -45,6 +45,7 @@ type runOptions struct {
 	netnsDirs, cniBinDirs, nri                                                                      string
 	period                                                                                          time.Duration
 	nics, excludeNICs                                                                               discovery.Selectors
+	rails                                                                                           map[string]string
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
@@ -65,11 +66,15 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	fs.StringVar(&o.cniBinDirs, "cni-bin-dirs", strings.Join(validate.DefaultCNIBinDirs, ","), "directories of CNI plugins, comma-separated (every CNI_PATH entry must be in one)")
 	fs.DurationVar(&o.period, "period", 5*time.Minute, "how often to discover the node again")
 	nics := addNICFlags(fs)
+	rails := addRailsFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	var err error
 	if o.nics, o.excludeNICs, err = nics.parse(); err != nil {
+		return o, err
+	}
+	if o.rails, err = readRails(*rails); err != nil {
 		return o, err
 	}
 	switch {
@@ -131,14 +136,10 @@ func runAgent(ctx context.Context, o runOptions) error {
 	a.Attacher = &attach.Attacher{Kernel: netbind.Netlink{}, Journal: attach.Journal{Dir: filepath.Join(o.stateDir, "journal")},
 		AccelDir: o.accelDir, Topology: a.Topology, Pods: agent.APIPods{Client: client}, Reporter: a,
 		GPUs: kubelet.PodResources{Socket: o.podResources, Resources: splitList(o.gpuResources), GPUs: gpuResolver(o, a)}}
+	a.Attacher.Netdevs = sysfs.Paths{Root: o.sysfsRoot}
+	a.Attacher.HostUse = discovery.HostGuard{Links: netbind.Netlink{}, NodeIPs: nd.nodeIPs}
 	logger := klog.FromContext(ctx)
-	undone, err := a.Attacher.Reconcile(ctx)
-	for _, u := range undone {
-		logger.Info("Returned a device to the host", "attachment", u)
-	}
-	if err != nil {
-		logger.Error(err, "Some devices could not be returned to the host; the journal keeps them for the next start")
-	}
+	a.Reconcile(ctx)
 	if err := a.Refresh(ctx); err != nil {
 		logger.Error(err, "First discovery and publication failed; retrying every period")
 	}
@@ -179,6 +180,14 @@ type nodeDiscoverer struct {
 
 	mu        sync.Mutex
 	lastNames map[string]string
+	lastIPs   []net.IP
+}
+
+// nodeIPs are the Node's InternalIPs as the last discovery read them.
+func (d *nodeDiscoverer) nodeIPs() []net.IP {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastIPs
 }
 
 func (d *nodeDiscoverer) discover(ctx context.Context) (*topology.Node, error) {
@@ -188,8 +197,9 @@ func (d *nodeDiscoverer) discover(ctx context.Context) (*topology.Node, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.lastIPs = ips
 	res, err := discover(discoverOptions{root: d.o.sysfsRoot, nodeName: d.o.nodeName, thisMachine: true, nodeIPs: ips,
-		nics: d.o.nics, excludeNICs: d.o.excludeNICs, lastNames: d.lastNames})
+		nics: d.o.nics, excludeNICs: d.o.excludeNICs, lastNames: d.lastNames, rails: d.o.rails})
 	if err != nil {
 		return nil, err
 	}

@@ -82,7 +82,7 @@ func checkSocket(path string) error {
 // more than the pod's name, and IgnoreUnknown is not always set.
 func request(args *skel.CmdArgs) attach.Request {
 	q := attach.Request{ContainerID: args.ContainerID, Netns: args.Netns, IfName: args.IfName,
-		NetConf: args.StdinData, CNIPath: filepath.SplitList(args.Path)}
+		NetConf: args.StdinData, CNIPath: filepath.SplitList(args.Path), Args: args.Args}
 	for _, kv := range strings.Split(args.Args, ";") {
 		k, v, _ := strings.Cut(kv, "=")
 		switch k {

@@ -6,11 +6,14 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -99,14 +102,19 @@ func (a *Agent) attachments() ([]v1alpha1.Attachment, error) {
 	}
 	out := []v1alpha1.Attachment{}
 	for _, r := range records {
-		if r.Step == attach.StepDone && !r.Deleting {
-			out = append(out, v1alpha1.Attachment{Pod: r.Pod, PodUID: types.UID(r.PodUID), Kind: r.Kind, NIC: r.NIC, Device: r.Device})
+		if r.Step != attach.StepDone || r.Deleting {
+			continue
+		}
+		for _, d := range r.Devices {
+			out = append(out, v1alpha1.Attachment{Pod: r.Pod, PodUID: types.UID(r.PodUID), Kind: d.Kind, NIC: d.NIC, Device: d.Device,
+				Rail: d.Rail, Interface: d.IfName, GPUs: d.GPUs})
 		}
 	}
 	return out, nil
 }
 
-// Run refreshes every period until ctx ends; failures are logged and retried.
+// Run reconciles the journal with the node and refreshes the topology every period until ctx
+// ends; failures are logged and retried.
 func (a *Agent) Run(ctx context.Context, period time.Duration) {
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -115,6 +123,7 @@ func (a *Agent) Run(ctx context.Context, period time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			a.Reconcile(ctx)
 			if err := a.Refresh(ctx); err != nil {
 				klog.FromContext(ctx).Error(err, "Refreshing the node's topology; retrying next period")
 			}
@@ -122,19 +131,50 @@ func (a *Agent) Run(ctx context.Context, period time.Duration) {
 	}
 }
 
-// attachmentNote is the pod's topolane.io/attachment annotation.
-type attachmentNote struct {
-	Interface string `json:"interface"`
-	Kind      string `json:"kind"`
-	NIC       string `json:"nic"`
-	Device    string `json:"device"`
-	RDMA      string `json:"rdmaDevice,omitempty"`
-	Level     string `json:"level"`
+// Reconcile returns devices of interrupted attachments, of pods whose namespace is gone and of
+// an earlier boot, and logs what it did and could not do.
+func (a *Agent) Reconcile(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	undone, err := a.Attacher.Reconcile(ctx)
+	for _, u := range undone {
+		logger.Info("Returned devices to the host", "attachment", u)
+	}
+	if err != nil {
+		logger.Error(err, "Some devices could not be returned to the host; the journal keeps them and the agent tries again next period")
+	}
 }
 
+// attachmentNote is one device in the pod's topolane.io/attachment annotation (a list).
+type attachmentNote struct {
+	Interface string   `json:"interface"`
+	Kind      string   `json:"kind"`
+	Rail      int      `json:"rail"`
+	NIC       string   `json:"nic"`
+	Device    string   `json:"device"`
+	RDMA      string   `json:"rdmaDevice,omitempty"`
+	Level     string   `json:"level"`
+	GPUs      []string `json:"gpus"`
+}
+
+// annotate writes the pod's topolane.io/attachment: every device it got.
 func (a *Agent) annotate(ctx context.Context, r *attach.Record) error {
-	note, _ := json.Marshal(attachmentNote{Interface: r.IfName, Kind: string(r.Kind), NIC: r.NIC, Device: r.Device, RDMA: r.RDMA, Level: r.Level})
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationAttachment: string(note)}}})
+	notes := make([]attachmentNote, len(r.Devices))
+	for i, d := range r.Devices {
+		notes[i] = attachmentNote{Interface: d.IfName, Kind: string(d.Kind), Rail: d.Rail, NIC: d.NIC, Device: d.Device, RDMA: d.RDMA, Level: d.Level, GPUs: d.GPUs}
+	}
+	note, _ := json.Marshal(notes)
+	return a.patchAttachment(ctx, r, string(note))
+}
+
+// patchAttachment sets the annotation, or removes it (value "") once the devices are back: a
+// pod whose sandbox is torn down and set up again must not keep a stale one. The patch names
+// the pod's UID, so it cannot land on a new pod of the same name.
+func (a *Agent) patchAttachment(ctx context.Context, r *attach.Record, value string) error {
+	var v any
+	if value != "" {
+		v = value
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"uid": r.PodUID, "annotations": map[string]any{AnnotationAttachment: v}}})
 	ns, name := split(r.Pod)
 	_, err := a.Client.CoreV1().Pods(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
 	return err
@@ -142,7 +182,11 @@ func (a *Agent) annotate(ctx context.Context, r *attach.Record) error {
 
 func (a *Agent) eventAttached(ctx context.Context, r *attach.Record) {
 	ns, name := split(r.Pod)
-	msg := "topolane attached " + string(r.Kind) + " " + r.Device + " as " + r.IfName + " (" + r.Level + " to its GPUs)"
+	var parts []string
+	for _, d := range r.Devices {
+		parts = append(parts, fmt.Sprintf("%s %s as %s (%s to its GPUs)", d.Kind, d.Device, d.IfName, d.Level))
+	}
+	msg := "topolane attached " + strings.Join(parts, ", ")
 	if err := publish.Event(ctx, a.Client, ns, name, r.PodUID, "DeviceAttached", msg, corev1.EventTypeNormal); err != nil {
 		klog.FromContext(ctx).Error(err, "Recording an event", "pod", r.Pod)
 	}
@@ -150,7 +194,18 @@ func (a *Agent) eventAttached(ctx context.Context, r *attach.Record) {
 
 func (a *Agent) eventDetached(ctx context.Context, r *attach.Record) {
 	ns, name := split(r.Pod)
-	_ = publish.Event(ctx, a.Client, ns, name, r.PodUID, "DeviceDetached", "topolane returned "+string(r.Kind)+" "+r.Device+" to the host", corev1.EventTypeNormal)
+	_ = publish.Event(ctx, a.Client, ns, name, r.PodUID, "DeviceDetached", fmt.Sprintf("topolane returned %d device(s) to the host", len(r.Devices)), corev1.EventTypeNormal)
+	if err := a.patchAttachment(ctx, r, ""); err != nil && !apierrors.IsNotFound(err) {
+		klog.FromContext(ctx).V(2).Info("Could not remove the pod's attachment annotation", "pod", r.Pod, "err", err)
+	}
+}
+
+// Warn records a warning event on the pod.
+func (a *Agent) Warn(ctx context.Context, r *attach.Record, reason, message string) {
+	ns, name := split(r.Pod)
+	if err := publish.Event(ctx, a.Client, ns, name, r.PodUID, reason, "topolane: "+message, corev1.EventTypeWarning); err != nil {
+		klog.FromContext(ctx).Error(err, "Recording a warning", "pod", r.Pod, "reason", reason)
+	}
 }
 
 // RDMADevices are the RDMA devices of the pod's finished attachments: what NRI gives its
@@ -162,8 +217,13 @@ func (a *Agent) RDMADevices(podUID string) []string {
 	}
 	var out []string
 	for _, r := range records {
-		if r.PodUID == podUID && r.Step == attach.StepDone && !r.Deleting && r.RDMA != "" {
-			out = append(out, r.RDMA)
+		if r.PodUID != podUID || r.Step != attach.StepDone || r.Deleting {
+			continue
+		}
+		for _, d := range r.Devices {
+			if d.RDMA != "" && !slices.Contains(out, d.RDMA) {
+				out = append(out, d.RDMA)
+			}
 		}
 	}
 	return out

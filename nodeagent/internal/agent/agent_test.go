@@ -97,6 +97,15 @@ func TestPublishAttachReport(t *testing.T) {
 	if rdma := a.RDMADevices("uid-p"); len(rdma) != 0 {
 		t.Errorf("RDMA devices after DEL: %v", rdma)
 	}
+	// DEL clears what ADD reported: a pod whose sandbox goes (and may come back) keeps no stale
+	// attachment; and the node is discovered again, its devices home.
+	pod, _ = client.CoreV1().Pods("train").Get(ctx, "p", metav1.GetOptions{})
+	if note, has := pod.Annotations[agent.AnnotationAttachment]; has {
+		t.Errorf("after DEL the pod still says %s", note)
+	}
+	if discoveries != 3 {
+		t.Errorf("%d discoveries, want 3: two refreshes and one after the DEL", discoveries)
+	}
 }
 
 func nodeTopology(t *testing.T, dyn *dynamicfake.FakeDynamicClient) *v1alpha1.NodeTopology {

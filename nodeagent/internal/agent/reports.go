@@ -59,7 +59,7 @@ func (a *Agent) enqueue(ctx context.Context, it item) {
 	if q.stopping {
 		q.mu.Unlock()
 		a.report(ctx, it, false)
-		a.publishLogged(ctx)
+		a.publishLogged(ctx, !it.attached)
 		return
 	}
 	if !q.started {
@@ -104,24 +104,27 @@ func (a *Agent) reportLoop(ctx context.Context) {
 }
 
 // reportBatch makes the batch's reports in order, then one NodeTopology write; a barrier is
-// released once everything before it, its write included, is done.
+// released once everything before it, its write included, is done. Devices that came back from
+// pods are discovered again before the write: their names and RDMA devices are the host's once
+// more, and discovery may have run while they were away.
 func (a *Agent) reportBatch(ctx context.Context, batch []item) {
-	publish := false
+	publish, rediscover := false, false
+	flush := func() {
+		if publish {
+			a.publishLogged(ctx, rediscover)
+		}
+		publish, rediscover = false, false
+	}
 	for _, it := range batch {
 		if it.barrier != nil {
-			if publish {
-				a.publishLogged(ctx)
-				publish = false
-			}
+			flush()
 			close(it.barrier)
 			continue
 		}
 		a.report(ctx, it, true)
-		publish = true
+		publish, rediscover = true, rediscover || !it.attached
 	}
-	if publish {
-		a.publishLogged(ctx)
-	}
+	flush()
 }
 
 // Drain waits until every report queued before it is made, or ctx ends.
@@ -198,14 +201,21 @@ func (a *Agent) annotateAttached(ctx context.Context, r *attach.Record, waits []
 		err = a.annotate(ctx, r)
 	}
 	if err != nil {
-		klog.FromContext(ctx).Error(err, "Annotating the pod", "pod", r.Pod, "device", r.Device)
+		klog.FromContext(ctx).Error(err, "Annotating the pod", "pod", r.Pod)
 	}
 }
 
-func (a *Agent) publishLogged(ctx context.Context) {
+// publishLogged writes the NodeTopology, discovering the node again first if asked.
+func (a *Agent) publishLogged(ctx context.Context, rediscover bool) {
 	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
 	defer cancel()
-	if err := a.publish(ctx); err != nil {
+	var err error
+	if rediscover && a.Discover != nil {
+		err = a.Refresh(ctx)
+	} else {
+		err = a.publish(ctx)
+	}
+	if err != nil {
 		klog.FromContext(ctx).Error(err, "Publishing the node's attachments; the next refresh retries")
 	}
 }

@@ -1,46 +1,69 @@
-// Package attach gives a pod the PF or VF it was placed for, and takes it back. ADD decides the
-// device (the extender's reservation, the pod's GPUs), asks the IPAM plugin for addresses, moves
-// the device into the pod's network namespace under the CNI interface name, configures it and
-// writes the pod's acceleration config; each step is journaled before it is taken. DEL and the
-// start-up reconcile undo from the journal alone, never deciding again.
+// Package attach gives a pod the devices it was placed for, one per rail of its GPUs, and takes
+// them back. ADD decides the devices (the extender's reservation, the GPUs kubelet gave), asks
+// the IPAM plugin for each device's addresses, moves each into the pod's network namespace under
+// its name, configures and shapes it and writes the pod's acceleration config; every phase is
+// journaled before it is taken. DEL and the reconcile undo from the journal alone, never
+// deciding again.
 package attach
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"net"
 	"sync"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/topolane/topolane/nodeagent/internal/netbind"
 	"github.com/topolane/topolane/topology"
-	"github.com/topolane/topolane/topology/placement"
 )
 
 // Attacher serves ADD, DEL, CHECK and GC one at a time: pods arriving together on a node must
 // not be handed the same device.
 type Attacher struct {
-	Kernel   netbind.Kernel
+	Kernel netbind.Kernel
+	// Netdevs finds a PCI function's netdev in the host namespace as it is now.
+	Netdevs Netdevs
+	// HostUse says which netdevs the host keeps for itself now; nil checks nothing beyond the
+	// topology's exclusions.
+	HostUse  HostUse
 	Journal  Journal
 	AccelDir string                // acceleration configs: <AccelDir>/<pod UID>/accel.{env,json}
 	Topology func() *topology.Node // the node as last discovered; nil until discovery ran
 	Pods     Pods
 	GPUs     GPUs
+	// BootID reads the kernel's boot id; nil reads /proc/sys/kernel/random/boot_id.
+	BootID   func() (string, error)
 	Reporter Reporter // may be nil
-	// AfterStep is a test hook called after each step of ADD ("add") and of undoing ("del").
-	AfterStep func(op string, s Step)
+	// AfterStep is a test hook called after each step of ADD ("add") and of undoing ("del"), for
+	// each device (its index; -1 for a step of the whole attachment).
+	AfterStep func(op string, s Step, device int)
 
 	mu sync.Mutex
 }
 
-// Reporter tells the cluster what the node did: pod annotation, event, NodeTopology status.
+// Netdevs finds devices by PCI address, never by a remembered name: udev, a temporary name or a
+// device that was in a pod when discovery ran all change names.
+type Netdevs interface {
+	// NetDev is the netdev of the PCI function in the host namespace now, or an error saying why
+	// there is none (in another namespace, bound to vfio-pci, no driver).
+	NetDev(pciAddress string) (string, error)
+}
+
+// HostUse says what the host uses its links for.
+type HostUse interface {
+	// Kept returns, for each of the netdevs the host keeps for itself (an address, the default
+	// route, a bond or bridge port, the Node's IP), why.
+	Kept(netdevs []string) (map[string]string, error)
+}
+
+// Reporter tells the cluster what the node did: pod annotation, event, NodeTopology status. It
+// is called outside the attacher's lock.
 type Reporter interface {
 	Attached(ctx context.Context, r *Record)
 	Detached(ctx context.Context, r *Record)
+	// Warn records a warning event on the pod.
+	Warn(ctx context.Context, r *Record, reason, message string)
 }
 
 // Request is one CNI call, as the topolane-cni binary hands it over.
@@ -52,6 +75,8 @@ type Request struct {
 	PodName      string   `json:"podName"`
 	NetConf      []byte   `json:"netConf"`
 	CNIPath      []string `json:"cniPath"`
+	// Args is the runtime's CNI_ARGS, handed on to the IPAM plugin.
+	Args string `json:"args,omitempty"`
 }
 
 func (q Request) key() string { return q.PodNamespace + "/" + q.PodName }
@@ -72,276 +97,51 @@ func (q Request) validate(needNetns bool) error {
 	return nil
 }
 
-func (a *Attacher) after(op string, s Step) {
+func (a *Attacher) after(op string, s Step, device int) {
 	if a.AfterStep != nil {
-		a.AfterStep(op, s)
+		a.AfterStep(op, s, device)
 	}
 }
 
-// Add attaches the device and returns the CNI result. A repeated ADD of a finished attachment
+// Add attaches the devices and returns the CNI result. A repeated ADD of a finished attachment
 // returns the same result; one that was interrupted is undone and done again.
 func (a *Attacher) Add(ctx context.Context, q Request) (*current.Result, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	if err := q.validate(true); err != nil {
 		return nil, coded(CodeEnv, err)
 	}
-	if r, ok, err := a.Journal.Load(q.ContainerID, q.IfName); err != nil {
-		return nil, err
-	} else if ok {
-		if r.Step == StepDone && !r.Deleting {
-			return a.result(r)
-		}
-		if err := a.undo(ctx, r); err != nil {
-			return nil, fmt.Errorf("an earlier ADD of this container was interrupted and could not be undone: %w", err)
-		}
-	}
-	r, err := a.plan(ctx, q)
+	r, fresh, err := a.add(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.do(ctx, r); err != nil {
-		if uerr := a.undo(ctx, r); uerr != nil {
-			return nil, errors.Join(err, fmt.Errorf("and undoing it failed, the journal keeps it for the next start: %w", uerr))
-		}
-		return nil, err
-	}
-	if a.Reporter != nil {
+	if fresh && a.Reporter != nil {
 		a.Reporter.Attached(ctx, r)
 	}
 	return a.result(r)
 }
 
-// plan decides the device and reads what must be restored; it changes nothing.
-func (a *Attacher) plan(ctx context.Context, q Request) (*Record, error) {
-	node := a.Topology()
-	if node == nil {
-		return nil, coded(CodeTryAgain, fmt.Errorf("the agent has not discovered this node's topology yet: retry shortly"))
-	}
-	network, typ, err := parseNetConf(q.NetConf)
-	if err != nil {
-		return nil, coded(CodeConfig, err)
-	}
-	pod, err := a.Pods.Get(ctx, q.PodNamespace, q.PodName)
-	if err != nil {
-		return nil, coded(CodePod, fmt.Errorf("pod %s: %w", q.key(), err))
-	}
-	allocated, err := a.GPUs.Allocated(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("asking kubelet which GPUs the pods have: %w", err)
-	}
-	held, err := a.held(q)
-	if err != nil {
-		return nil, err
-	}
-	d, err := decide(node, pod, q.key(), allocated, held)
-	if err != nil {
-		return nil, coded(CodeDevice, err)
-	}
-	r := &Record{ContainerID: q.ContainerID, IfName: q.IfName, Netns: q.Netns, Pod: q.key(), PodUID: pod.UID, Network: network,
-		NetConf: q.NetConf, CNIPath: q.CNIPath, IPAMType: typ, GPUs: d.gpus,
-		Kind: d.choice.Kind, NIC: d.choice.NIC, Device: d.choice.Device, Level: d.choice.Level.String(),
-		TempName: tempName(q), Alias: "topolane:" + q.ContainerID[:min(len(q.ContainerID), 24)] + ":" + q.IfName}
-	if err := a.names(node, r); err != nil {
-		return nil, coded(CodeDevice, err)
-	}
-	return r, coded(CodeDevice, a.readOriginals(r))
-}
-
-// names fills the device's host names from the topology.
-func (a *Attacher) names(node *topology.Node, r *Record) error {
-	nic := node.NIC(r.NIC)
-	if nic == nil {
-		return fmt.Errorf("NIC %s is not in the node's topology", r.NIC)
-	}
-	r.RDMA = nic.RDMADevice
-	switch r.Kind {
-	case placement.KindPF:
-		r.HostName = nic.Name
-	case placement.KindMacvlan:
-		r.PF = nic.Name
-	case placement.KindVF:
-		for _, vf := range nic.SRIOV.VFs {
-			if vf.PCIAddress == r.Device {
-				r.HostName, r.PF, r.VFIndex, r.RDMA = vf.Name, nic.Name, vf.Index, vf.RDMADevice
-			}
+// add does the work of Add under the lock; fresh says whether it attached anything.
+func (a *Attacher) add(ctx context.Context, q Request) (r *Record, fresh bool, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if r, ok, err := a.Journal.Load(q.ContainerID, q.IfName); err != nil {
+		return nil, false, err
+	} else if ok {
+		if r.Step == StepDone && !r.Deleting {
+			return r, false, nil
+		}
+		if err := a.undo(ctx, r); err != nil {
+			return nil, false, fmt.Errorf("an earlier ADD of this container was interrupted and could not be undone: %w", err)
 		}
 	}
-	if r.Kind != placement.KindMacvlan && r.HostName == "" {
-		return fmt.Errorf("%s %s has no network interface on the host: is its driver bound?", r.Kind, r.Device)
-	}
-	if r.Kind != placement.KindPF && r.PF == "" {
-		return fmt.Errorf("NIC %s has no network interface on the host: is its driver bound?", r.NIC)
-	}
-	return nil
-}
-
-// readOriginals records what DEL restores: the device's alias, MAC and state, a VF's MAC.
-func (a *Attacher) readOriginals(r *Record) error {
-	if r.Kind == placement.KindMacvlan {
-		return nil
-	}
-	st, err := a.Kernel.Link(netbind.Host, r.HostName)
+	r, err = a.plan(ctx, q)
 	if err != nil {
-		return fmt.Errorf("%s %s (%s) is not in the host namespace: is it given to another pod? (%w)", r.Kind, r.Device, r.HostName, err)
+		return nil, false, err
 	}
-	r.OrigAlias, r.OrigMAC, r.WasUp = st.Alias, st.MAC.String(), st.Up
-	if r.Kind == placement.KindVF {
-		mac, err := a.Kernel.VFMAC(r.PF, r.VFIndex)
-		if err != nil {
-			return fmt.Errorf("reading VF %d's MAC on %s: %w", r.VFIndex, r.PF, err)
+	if err := a.do(ctx, r); err != nil {
+		if uerr := a.undo(ctx, r); uerr != nil {
+			return nil, false, errors.Join(err, fmt.Errorf("and undoing it failed, the journal keeps it for the next try: %w", uerr))
 		}
-		r.OrigVFMAC = mac.String()
+		return nil, false, err
 	}
-	return nil
-}
-
-// held is what the node's other attachments hold.
-func (a *Attacher) held(q Request) ([]placement.Allocation, error) {
-	records, err := a.Journal.All()
-	if err != nil {
-		return nil, err
-	}
-	var out []placement.Allocation
-	for _, r := range records {
-		if r.ContainerID != q.ContainerID || r.IfName != q.IfName {
-			out = append(out, placement.Allocation{Pod: r.Pod, Kind: r.Kind, NIC: r.NIC, Device: r.Device})
-		}
-	}
-	return out, nil
-}
-
-// tempName is the device's name while it moves: unique per attachment, within 15 characters.
-func tempName(q Request) string {
-	h := fnv.New32a()
-	h.Write([]byte(q.ContainerID + "/" + q.IfName))
-	return fmt.Sprintf("tl%08x", h.Sum32())
-}
-
-// do takes the steps in phases. Before a phase the record is journaled with the phase's last
-// step: after a crash anywhere in it, undo treats every step of the phase as possibly taken
-// (each undo is harmless if its step was not). Fewer writes than one per step, each an fsync.
-func (a *Attacher) do(ctx context.Context, r *Record) error {
-	type step struct {
-		step Step
-		run  func() error
-	}
-	phases := [][]step{
-		{{StepChosen, func() error { return nil }}, {StepIPAM, func() error { return a.ipam(ctx, r) }}},
-		{{StepHostName, func() error { return a.prepareOnHost(r) }}, {StepVFMAC, func() error { return a.setVFMAC(r) }}},
-		{{StepMoved, func() error { return a.Kernel.Move(netbind.Host, r.TempName, r.Netns) }},
-			{StepRenamed, func() error { return a.Kernel.Rename(r.Netns, r.TempName, r.IfName) }},
-			{StepConfigured, func() error { return a.configure(r) }}},
-		{{StepAccel, func() error { return writeAccel(a.AccelDir, r.PodUID, accelOf(r, r.GPUs)) }}},
-	}
-	for _, phase := range phases {
-		r.Step = phase[len(phase)-1].step
-		if r.Step == StepVFMAC && r.Kind == placement.KindVF {
-			mac, err := macFor(r)
-			if err != nil {
-				return err
-			}
-			r.MAC = mac.String() // journaled before it is set
-		}
-		if err := a.Journal.Save(r); err != nil {
-			return err
-		}
-		for _, s := range phase {
-			if err := s.run(); err != nil {
-				if s.step == StepIPAM {
-					r.Step = StepChosen // a failed IPAM ADD holds nothing (CNI spec): no DEL to ask for
-					return coded(CodeIPAM, err)
-				}
-				return fmt.Errorf("%s: %w", s.step, err)
-			}
-			a.after("add", s.step)
-		}
-	}
-	r.Step = StepDone
-	return a.Journal.Save(r)
-}
-
-func (a *Attacher) ipam(ctx context.Context, r *Record) error {
-	res, err := ipamAdd(ctx, r)
-	if err != nil {
-		return err
-	}
-	r.IPAMResult, err = json.Marshal(res)
-	return err
-}
-
-// prepareOnHost marks the device with its alias (so that it can be found wherever it goes),
-// downs it and gives it its temporary name; a macvlan is created under it.
-func (a *Attacher) prepareOnHost(r *Record) error {
-	k := a.Kernel
-	if r.Kind == placement.KindMacvlan {
-		if err := k.AddMacvlan(r.PF, r.TempName); err != nil {
-			return err
-		}
-		return k.SetAlias(netbind.Host, r.TempName, r.Alias)
-	}
-	if err := k.SetAlias(netbind.Host, r.HostName, r.Alias); err != nil {
-		return err
-	}
-	if err := k.SetUp(netbind.Host, r.HostName, false); err != nil {
-		return err
-	}
-	return k.Rename(netbind.Host, r.HostName, r.TempName)
-}
-
-func (a *Attacher) setVFMAC(r *Record) error {
-	if r.Kind != placement.KindVF {
-		return nil
-	}
-	mac, _ := net.ParseMAC(r.MAC)
-	return a.Kernel.SetVFMAC(r.PF, r.VFIndex, mac)
-}
-
-// configure gives the device inside the pod its MAC (a VF), addresses and routes, and brings it up.
-func (a *Attacher) configure(r *Record) error {
-	k := a.Kernel
-	res, err := ipamResult(r)
-	if err != nil {
-		return err
-	}
-	if r.Kind == placement.KindVF {
-		mac, _ := net.ParseMAC(r.MAC)
-		if err := k.SetMAC(r.Netns, r.IfName, mac); err != nil {
-			return err
-		}
-	}
-	for _, ip := range res.IPs {
-		addr := ip.Address
-		if err := k.AddAddr(r.Netns, r.IfName, &addr); err != nil {
-			return fmt.Errorf("address %s: %w", addr.String(), err)
-		}
-	}
-	if err := k.SetUp(r.Netns, r.IfName, true); err != nil {
-		return err
-	}
-	for _, rt := range res.Routes {
-		dst := rt.Dst
-		if err := k.AddRoute(r.Netns, r.IfName, &dst, rt.GW); err != nil {
-			return fmt.Errorf("route %s: %w", dst.String(), err)
-		}
-	}
-	return nil
-}
-
-// macFor derives a VF's MAC from its first IPv4 address (or the last bytes of an IPv6 one):
-// locally administered, unicast, unique on the node as the addresses are, with a byte of the
-// network's name so that two networks with the same addresses differ.
-func macFor(r *Record) (net.HardwareAddr, error) {
-	res, err := ipamResult(r)
-	if err != nil {
-		return nil, err
-	}
-	h := fnv.New32a()
-	h.Write([]byte(r.Network))
-	ip := res.IPs[0].Address.IP
-	if v4 := ip.To4(); v4 != nil {
-		ip = v4
-	}
-	b := ip[len(ip)-4:]
-	return net.HardwareAddr{0x02, byte(h.Sum32()), b[0], b[1], b[2], b[3]}, nil
+	return r, true, nil
 }

@@ -26,67 +26,89 @@ type GPUs interface {
 	Allocated(ctx context.Context) (map[string][]string, error)
 }
 
-// decision is the device a pod gets.
+// decision is what a pod gets.
 type decision struct {
-	choice placement.Choice
-	gpus   []string // the pod's GPUs, PCI addresses
+	choices []placement.Choice // one per distinct rail of its GPUs, in GPU order
+	gpus    []string           // the pod's GPUs, PCI addresses
 }
 
-// decide picks the device for a pod: of the kind the extender reserved (topolane.io/allocation),
-// or by the rule itself when the pod was placed by another scheduler; the free one nearest to
-// the GPUs kubelet gave the pod. held is what other attachments on the node hold.
+// decide picks the pod's devices: of the kind the extender reserved (topolane.io/allocation),
+// or by the rule itself when the pod was placed by another scheduler; on the rail of each GPU
+// kubelet gave the pod, else the nearest free one of that kind. held is what other attachments
+// on the node hold.
 func decide(node *topology.Node, pod Pod, key string, allocated map[string][]string, held []placement.Allocation) (decision, error) {
 	gpus, err := gpuAddrs(node, allocated[key])
 	if err != nil {
 		return decision{}, fmt.Errorf("pod %s: %w", key, err)
 	}
-	inUse := 0
-	for other, ids := range allocated {
-		if other != key {
-			inUse += len(ids)
-		}
+	sum := placement.Summarize(node, othersUsage(node, key, allocated, held), placement.DefaultWeights)
+	req, err := v1alpha1.ParseRequest(pod.Annotations, len(gpus))
+	if err != nil {
+		return decision{}, fmt.Errorf("pod %s: %w", key, err)
 	}
-	sum := placement.Summarize(node, placement.Usage{GPUsInUse: inUse, Allocations: held}, placement.DefaultWeights)
-	need, err := needOf(pod, len(gpus), sum.GPUsFree)
+	need, err := needOf(pod, req, sum.GPUsFree)
 	if err != nil {
 		return decision{}, fmt.Errorf("pod %s: %w", key, err)
 	}
 	if need == placement.NeedNothing {
-		return decision{}, fmt.Errorf("pod %s has no GPUs from kubelet (or says topolane.io/nic: none): topolane gives a NIC only to GPU pods; do not attach this network to it", key)
+		return decision{}, fmt.Errorf("pod %s has no GPUs from kubelet (or says topolane.io/nic: none): topolane gives NICs only to GPU pods; do not attach this network to it", key)
 	}
-	cs, err := sum.Plan(placement.Request{GPUs: len(gpus), NICs: placement.NICsOne}, need, gpus)
+	choices, err := sum.Plan(req, need, gpus)
 	if err != nil {
-		return decision{}, fmt.Errorf("pod %s: %w (the device reserved for it is taken: is another pod holding it?)", key, err)
+		return decision{}, fmt.Errorf("pod %s: %w (are the devices reserved for it held by another pod?)", key, err)
 	}
-	return decision{choice: cs[0], gpus: gpus}, nil
+	return decision{choices: choices, gpus: gpus}, nil
+}
+
+// othersUsage is what the node's other pods hold: their GPUs as kubelet gave them, their devices
+// as the journal has them.
+func othersUsage(node *topology.Node, key string, allocated map[string][]string, held []placement.Allocation) placement.Usage {
+	u := placement.Usage{Allocations: held}
+	seen := map[string]bool{}
+	for other, ids := range allocated {
+		if other == key {
+			continue
+		}
+		for _, id := range ids {
+			if g := node.GPU(id); g != nil && !seen[g.PCIAddress] {
+				seen[g.PCIAddress] = true
+				u.BusyGPUs = append(u.BusyGPUs, g.PCIAddress)
+			}
+		}
+	}
+	u.GPUsInUse = len(seen)
+	return u
 }
 
 // needOf reads what the pod needs: the extender's reservation says the kind; without one the
-// pod's own annotation and the rule decide.
-func needOf(pod Pod, gpus, free int) (placement.Need, error) {
+// pod's own annotations and the rule decide.
+func needOf(pod Pod, req placement.Request, free int) (placement.Need, error) {
 	if v, ok := pod.Annotations[v1alpha1.AnnotationAllocation]; ok {
 		a, err := v1alpha1.ParseAllocation(v)
 		if err != nil {
 			return 0, err
 		}
+		if a.PodUID != "" && string(a.PodUID) != pod.UID {
+			return 0, fmt.Errorf("its %s names pod UID %s, not its own: copied from another pod? remove it and let the scheduler place the pod", v1alpha1.AnnotationAllocation, a.PodUID)
+		}
 		return placement.NeedOf(a.Devices[0].Kind), nil
 	}
-	mode, err := placement.ParseMode(pod.Annotations[v1alpha1.AnnotationNIC])
-	if err != nil {
-		return 0, err
-	}
-	return placement.Decide(placement.Request{GPUs: gpus, Mode: mode}, free), nil
+	return placement.Decide(req, free), nil
 }
 
 // gpuAddrs maps kubelet's GPU ids (UUIDs or PCI addresses) to PCI addresses.
 func gpuAddrs(node *topology.Node, ids []string) ([]string, error) {
 	addrs := make([]string, 0, len(ids))
+	seen := map[string]bool{}
 	for _, id := range ids {
 		g := node.GPU(id)
 		if g == nil {
 			return nil, fmt.Errorf("kubelet gave it GPU %s, which discovery did not find on this node", id)
 		}
-		addrs = append(addrs, g.PCIAddress)
+		if !seen[g.PCIAddress] {
+			seen[g.PCIAddress] = true
+			addrs = append(addrs, g.PCIAddress)
+		}
 	}
 	return addrs, nil
 }

@@ -23,6 +23,8 @@ type childJob struct {
 	Op        string             `json:"op"` // add, or del (an ADD, then a DEL that is killed)
 	CrashOp   string             `json:"crashOp"`
 	CrashStep attach.Step        `json:"crashStep"`
+	// CrashDevice is the device after whose step the agent dies (-1: a step of the whole).
+	CrashDevice int `json:"crashDevice"`
 }
 
 // killedAtStep is the exit status of an agent killed by the hook.
@@ -35,8 +37,8 @@ func child() int {
 		return 1
 	}
 	att := job.Fixture.Attacher(topologytest.DGXH100().Node())
-	att.AfterStep = func(op string, s attach.Step) {
-		if op == job.CrashOp && s == job.CrashStep {
+	att.AfterStep = func(op string, s attach.Step, device int) {
+		if op == job.CrashOp && s == job.CrashStep && (device == job.CrashDevice || device == -1) {
 			os.Exit(killedAtStep) // no deferred cleanup: as if killed
 		}
 	}
@@ -70,18 +72,20 @@ func runKilled(t *testing.T, job childJob) bool {
 	return false
 }
 
-// TestKilledAtEveryStep kills the agent after each step of ADD, and of DEL, for a PF, a VF and
-// a macvlan; a restarted agent's reconcile must leave the host as it was: names, MACs, aliases,
+// TestKilledAtEveryStep kills the agent after each step of ADD, and of DEL: for a pod of every
+// GPU (8 PFs in one ADD), between its 4th and 5th device; for a VF and a macvlan, after their one
+// device. A restarted agent's reconcile must leave the host as it was: names, MACs, aliases,
 // states, no IP reserved, no file, no journal, and nothing in the pod's namespace.
 func TestKilledAtEveryStep(t *testing.T) {
 	pods := []struct {
 		name        string
 		gpus        []int
 		annotations map[string]string
+		device      int
 	}{
-		{"pf", []int{0, 1, 2, 3, 4, 5, 6, 7}, nil},
-		{"vf", []int{0}, map[string]string{"topolane.io/nic": "vf"}},
-		{"macvlan", []int{1}, map[string]string{"topolane.io/nic": "vf"}}, // NIC1 has no VFs
+		{"8pf", allGPUs, nil, 3},
+		{"vf", []int{0}, map[string]string{"topolane.io/nic": "vf"}, 0},
+		{"macvlan", []int{1}, map[string]string{"topolane.io/nic": "vf"}, 0}, // NIC1 has no VFs
 	}
 	for _, pod := range pods {
 		for _, op := range []string{"add", "del"} {
@@ -91,8 +95,8 @@ func TestKilledAtEveryStep(t *testing.T) {
 					e.AddPod(pod.name, pod.gpus, pod.annotations)
 					podNS := e.NewPodNS()
 					before := e.Links(e.Fx.HostNS)
-					killed := runKilled(t, childJob{Fixture: *e.Fx, Request: e.Request(pod.name, podNS), Op: op, CrashOp: op, CrashStep: step})
-					if !killed && op == "add" {
+					killed := runKilled(t, childJob{Fixture: *e.Fx, Request: e.Request(pod.name, podNS), Op: op, CrashOp: op, CrashStep: step, CrashDevice: pod.device})
+					if !killed && op == "add" && step != attach.StepShaped {
 						t.Fatalf("the agent was not killed after %s", step)
 					}
 					undone, err := e.Fx.Attacher(e.Node).Reconcile(context.Background())

@@ -4,35 +4,47 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
-	"strings"
-
-	current "github.com/containernetworking/cni/pkg/types/100"
+	"time"
 
 	"github.com/topolane/topolane/nodeagent/internal/netbind"
+	"github.com/topolane/topolane/nodeagent/internal/shaping"
 	"github.com/topolane/topolane/topology/placement"
 )
 
-// Del detaches: the device goes back to the host with its name and MAC, the addresses are
+// homeTimeout bounds the wait for a physical device the kernel returns from a dying namespace.
+var homeTimeout = 10 * time.Second
+
+// Del detaches: the devices go back to the host with their names and MACs, the addresses are
 // released, the files removed. Without a journal record there is nothing to do: DEL is
 // idempotent, and succeeds when the pod's namespace is gone.
 func (a *Attacher) Del(ctx context.Context, q Request) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	if q.ContainerID == "" || q.IfName == "" {
 		return coded(CodeEnv, fmt.Errorf("DEL needs CNI_CONTAINERID and CNI_IFNAME"))
 	}
-	r, ok, err := a.Journal.Load(q.ContainerID, q.IfName)
-	if err != nil || !ok {
-		return err
+	r, done, err := a.del(ctx, q)
+	if done && a.Reporter != nil {
+		a.Reporter.Detached(ctx, r)
 	}
-	return a.undo(ctx, r)
+	return err
 }
 
-// undo reverses every step the record may have taken, in reverse order, each harmless if it
-// was not taken. The record goes only when all is undone; otherwise the next try resumes.
+func (a *Attacher) del(ctx context.Context, q Request) (*Record, bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok, err := a.Journal.Load(q.ContainerID, q.IfName)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	wasDone := r.Step == StepDone
+	err = a.undo(ctx, r)
+	return r, err == nil && wasDone, err
+}
+
+// undo reverses every step the record may have taken, devices in reverse order, each harmless
+// if it was not taken. A step that fails is noted and the others still run (the addresses are
+// released whatever happened to a device); the record goes only when all is undone, otherwise
+// the next DEL or reconcile tries again. After a reboot the devices are already home: only the
+// addresses and files are released.
 func (a *Attacher) undo(ctx context.Context, r *Record) error {
 	if !r.Deleting {
 		r.Deleting = true
@@ -40,241 +52,287 @@ func (a *Attacher) undo(ctx context.Context, r *Record) error {
 			return err
 		}
 	}
+	u := undoing{a: a, ctx: ctx, r: r}
 	if r.Step >= StepAccel {
-		if err := removeAccel(a.AccelDir, r.PodUID); err != nil {
-			return err
-		}
-		a.after("del", StepAccel)
+		u.do("removing the acceleration config", -1, StepAccel, func() error { return removeAccel(a.AccelDir, r.PodUID) })
 	}
-	if r.Step >= StepHostName {
-		if err := a.bringHome(r); err != nil {
-			return err
+	if a.sameBoot(r) {
+		for i := len(r.Devices) - 1; i >= 0; i-- {
+			u.device(i)
 		}
-		a.after("del", StepHostName)
-	}
-	if r.Step >= StepVFMAC && r.Kind == placement.KindVF && r.OrigVFMAC != "" {
-		mac, _ := net.ParseMAC(r.OrigVFMAC)
-		if err := a.Kernel.SetVFMAC(r.PF, r.VFIndex, mac); err != nil {
-			return fmt.Errorf("restoring VF %d's MAC on %s: %w", r.VFIndex, r.PF, err)
-		}
-		a.after("del", StepVFMAC)
 	}
 	if r.Step >= StepIPAM {
-		if err := ipamDel(ctx, r); err != nil {
-			return err
-		}
-		a.after("del", StepIPAM)
-	}
-	if err := a.Journal.Remove(r); err != nil {
-		return err
-	}
-	if a.Reporter != nil && r.Step == StepDone {
-		a.Reporter.Detached(ctx, r)
-	}
-	return nil
-}
-
-// bringHome returns the device to the host under its own name, MAC, alias and state; a macvlan
-// is deleted. It finds the device by its alias, wherever a crash left it.
-func (a *Attacher) bringHome(r *Record) error {
-	k := a.Kernel
-	if k.NamespaceExists(r.Netns) {
-		name, err := k.Find(r.Netns, r.Alias)
-		if err != nil && !errors.Is(err, netbind.ErrNoNamespace) {
-			return err
-		}
-		if name != "" {
-			if err := a.leavePod(r, name); err != nil {
-				return err
+		for i := range r.Devices {
+			if !r.Devices[i].NoAddresses {
+				u.do("releasing the addresses of "+r.Devices[i].IfName, i, StepIPAM, func() error { return ipamDel(ctx, r, &r.Devices[i]) })
 			}
 		}
 	}
-	name, err := k.Find(netbind.Host, r.Alias)
+	return u.finish()
+}
+
+// undoing is one undo's progress: what failed so far.
+type undoing struct {
+	a      *Attacher
+	ctx    context.Context
+	r      *Record
+	failed []error
+}
+
+// do runs one undo step; a failure is noted and the undo carries on.
+func (u *undoing) do(what string, device int, s Step, fn func() error) {
+	if err := fn(); err != nil {
+		u.failed = append(u.failed, fmt.Errorf("%s: %w", what, err))
+		return
+	}
+	u.a.after("del", s, device)
+}
+
+func (u *undoing) device(i int) {
+	r, d := u.r, &u.r.Devices[i]
+	if r.Step >= StepShaped && d.Shaping != nil {
+		u.do("removing the shaping of "+d.IfName, i, StepShaped, func() error { return shaping.Remove(u.ctx, *d.Shaping) })
+	}
+	if r.Step >= StepHostName {
+		u.do("returning "+d.Device+" to the host", i, StepHostName, func() error { return u.a.bringHome(r, d) })
+	}
+	if r.Step >= StepVFConfig && d.Kind == placement.KindVF {
+		u.do(fmt.Sprintf("restoring VF %d of %s", d.VFIndex, d.PF), i, StepVFConfig, func() error { return u.a.restoreVF(r, d) })
+	}
+}
+
+// finish removes the record when all is undone, else keeps it with what failed.
+func (u *undoing) finish() error {
+	if len(u.failed) > 0 {
+		u.r.Failed = nil
+		for _, err := range u.failed {
+			u.r.Failed = append(u.r.Failed, err.Error())
+		}
+		if err := u.a.Journal.Save(u.r); err != nil {
+			u.failed = append(u.failed, err)
+		}
+		return fmt.Errorf("undoing the attachment of pod %s (the journal keeps it; the agent tries again): %w", u.r.Pod, errors.Join(u.failed...))
+	}
+	return u.a.Journal.Remove(u.r)
+}
+
+// sameBoot reports whether the record was written since the kernel last booted: after a reboot
+// the devices are home already, under the names udev gave them, and nothing of them is ours.
+func (a *Attacher) sameBoot(r *Record) bool {
+	boot, err := a.bootID()
+	return err != nil || r.BootID == "" || r.BootID == boot
+}
+
+// bringHome returns the device to the host under its own name, MAC, alias and state; a macvlan
+// is deleted. In the pod it is found by its alias; on the host by its PCI address, wherever a
+// crash left it and whatever it is named.
+func (a *Attacher) bringHome(r *Record, d *Device) error {
+	if d.Kind == placement.KindMacvlan {
+		return a.deleteMacvlan(r, d)
+	}
+	if err := a.leavePod(r, d); err != nil {
+		return err
+	}
+	name, err := a.homeName(d)
 	if err != nil {
 		return err
 	}
-	if r.Kind == placement.KindMacvlan {
-		return a.deleteMacvlan(r, name)
+	if d.MoveRDMA {
+		if err := a.rdmaHome(r, d); err != nil {
+			return err
+		}
 	}
-	if name == "" {
-		// Not marked: the alias was never set, and the device never left (or it is gone with
-		// a deleted namespace: a virtual device is, a physical one comes back marked).
-		return nil
-	}
-	return a.restoreOnHost(r, name)
+	return a.restoreOnHost(d, name)
 }
 
-// leavePod moves the device out of the pod's namespace, under its temporary name (the CNI name
-// may be taken on the host).
-func (a *Attacher) leavePod(r *Record, name string) error {
+// leavePod moves the device out of the pod's namespace, if it is there, under its temporary
+// name (its own may be taken on the host).
+func (a *Attacher) leavePod(r *Record, d *Device) error {
 	k := a.Kernel
-	if r.Kind == placement.KindMacvlan {
-		return k.Delete(r.Netns, name)
+	if !k.NamespaceExists(r.Netns) {
+		return nil
+	}
+	name, err := k.Find(r.Netns, d.Alias)
+	if err != nil && !errors.Is(err, netbind.ErrNoNamespace) {
+		return err
+	}
+	if name == "" {
+		return nil
 	}
 	if err := k.SetUp(r.Netns, name, false); err != nil {
 		return err
 	}
-	if name != r.TempName {
-		if err := k.Rename(r.Netns, name, r.TempName); err != nil {
+	if name != d.TempName {
+		if err := k.Rename(r.Netns, name, d.TempName); err != nil {
 			return err
 		}
 	}
-	return k.Move(r.Netns, r.TempName, netbind.Host)
+	return k.Move(r.Netns, d.TempName, netbind.Host)
 }
 
-func (a *Attacher) deleteMacvlan(r *Record, name string) error {
+// homeName is the device's netdev in the host namespace, waiting a while for one the kernel is
+// still returning from a namespace that is going away.
+func (a *Attacher) homeName(d *Device) (string, error) {
+	deadline := time.Now().Add(homeTimeout)
+	for {
+		name, err := a.Netdevs.NetDev(d.Device)
+		if err == nil {
+			return name, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("%s %s is not back in the host namespace after %v: %w", d.Kind, d.Device, homeTimeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// rdmaHome moves the RDMA device back with its netdev. A namespace that is gone has returned it
+// already.
+func (a *Attacher) rdmaHome(r *Record, d *Device) error {
+	if !a.Kernel.NamespaceExists(r.Netns) {
+		return nil
+	}
+	err := a.Kernel.MoveRDMA(r.Netns, d.RDMA, netbind.Host)
+	if err != nil && r.Step < StepMoved {
+		return nil // it never left
+	}
+	return err
+}
+
+func (a *Attacher) deleteMacvlan(r *Record, d *Device) error {
+	k := a.Kernel
+	if k.NamespaceExists(r.Netns) {
+		if name, err := k.Find(r.Netns, d.Alias); err == nil && name != "" {
+			if err := k.Delete(r.Netns, name); err != nil {
+				return err
+			}
+		}
+	}
+	name, err := k.Find(netbind.Host, d.Alias)
+	if err != nil {
+		return err
+	}
 	if name == "" { // created, perhaps, but not yet marked
-		if _, err := a.Kernel.Link(netbind.Host, r.TempName); err != nil {
+		if _, err := k.Link(netbind.Host, d.TempName); err != nil {
 			return nil
 		}
-		name = r.TempName
+		name = d.TempName
 	}
-	return a.Kernel.Delete(netbind.Host, name)
+	return k.Delete(netbind.Host, name)
 }
 
-func (a *Attacher) restoreOnHost(r *Record, name string) error {
+func (a *Attacher) restoreOnHost(d *Device, name string) error {
 	k := a.Kernel
 	if err := k.SetUp(netbind.Host, name, false); err != nil {
 		return err
 	}
-	if name != r.HostName {
-		if err := k.Rename(netbind.Host, name, r.HostName); err != nil {
-			return fmt.Errorf("renaming %s back to %s: %w", name, r.HostName, err)
+	if name != d.HostName {
+		if err := k.Rename(netbind.Host, name, d.HostName); err != nil {
+			return fmt.Errorf("renaming %s back to %s: %w", name, d.HostName, err)
 		}
 	}
-	if r.Kind == placement.KindVF && r.OrigMAC != "" {
-		mac, _ := net.ParseMAC(r.OrigMAC)
-		if err := k.SetMAC(netbind.Host, r.HostName, mac); err != nil {
+	if d.Kind == placement.KindVF && d.OrigMAC != "" && !d.InfiniBand {
+		if err := k.SetMAC(netbind.Host, d.HostName, mustMAC(d.OrigMAC)); err != nil {
 			return err
 		}
 	}
-	if err := k.SetAlias(netbind.Host, r.HostName, r.OrigAlias); err != nil {
+	if err := k.SetAlias(netbind.Host, d.HostName, d.OrigAlias); err != nil {
 		return err
 	}
-	if r.WasUp {
-		return k.SetUp(netbind.Host, r.HostName, true)
+	if d.WasUp {
+		return k.SetUp(netbind.Host, d.HostName, true)
 	}
 	return nil
 }
 
-// Check compares the pod's device with the journal and reports every difference.
-func (a *Attacher) Check(ctx context.Context, q Request) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err := q.validate(true); err != nil {
-		return coded(CodeEnv, err)
+// restoreVF puts back the VF's MAC or GUIDs and its rate limits, unless another attachment holds
+// the VF now (a record of this pod interrupted long ago must not undo a newer pod's).
+func (a *Attacher) restoreVF(r *Record, d *Device) error {
+	if a.heldByOther(r, d.Device) {
+		return nil
 	}
-	r, ok, err := a.Journal.Load(q.ContainerID, q.IfName)
-	switch {
-	case err != nil:
-		return err
-	case !ok:
-		return fmt.Errorf("no attachment of %s for container %s: was ADD called?", q.IfName, q.ContainerID)
-	case r.Step != StepDone || r.Deleting:
-		return fmt.Errorf("the attachment of %s for container %s is unfinished (at %s)", q.IfName, q.ContainerID, r.Step)
-	}
-	var diffs []string
-	st, err := a.Kernel.Link(r.Netns, r.IfName)
-	if err != nil {
-		return fmt.Errorf("CHECK: %s is not in the pod's namespace: %w", r.IfName, err)
-	}
-	if st.Alias != r.Alias {
-		diffs = append(diffs, fmt.Sprintf("%s is not the device topolane attached (alias %q, want %q)", r.IfName, st.Alias, r.Alias))
-	}
-	if !st.Up {
-		diffs = append(diffs, r.IfName+" is down")
-	}
-	if r.MAC != "" && st.MAC.String() != r.MAC {
-		diffs = append(diffs, fmt.Sprintf("MAC %s, want %s", st.MAC, r.MAC))
-	}
-	res, err := ipamResult(r)
-	if err != nil {
-		return err
-	}
-	for _, ip := range res.IPs {
-		if !hasAddr(st.Addrs, ip.Address) {
-			diffs = append(diffs, "address "+ip.Address.String()+" is missing")
+	if d.OrigVFMAC != "" || d.OrigNodeGUID != "" {
+		if err := a.setVFIdentity(d, d.OrigVFMAC, d.OrigNodeGUID, d.OrigPortGUID); err != nil {
+			return err
 		}
 	}
-	for _, f := range []string{"accel.env", "accel.json"} {
-		if _, err := os.Stat(filepath.Join(accelDir(a.AccelDir, r.PodUID), f)); err != nil {
-			diffs = append(diffs, f+" is missing")
-		}
-	}
-	if len(diffs) > 0 {
-		return fmt.Errorf("CHECK of %s in %s: %s", r.IfName, r.Netns, strings.Join(diffs, "; "))
+	if d.VFCeiling != nil {
+		return shaping.RestoreVFCeiling(a.Kernel, *d.VFCeiling)
 	}
 	return nil
 }
 
-func hasAddr(addrs []*net.IPNet, want net.IPNet) bool {
-	for _, a := range addrs {
-		if a.IP.Equal(want.IP) && a.Mask.String() == want.Mask.String() {
-			return true
+// heldByOther reports whether another journal record holds the device.
+func (a *Attacher) heldByOther(r *Record, device string) bool {
+	records, _ := a.Journal.All()
+	for _, o := range records {
+		if o.ContainerID == r.ContainerID && o.IfName == r.IfName {
+			continue
+		}
+		for _, d := range o.Devices {
+			if d.Device == device {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// Reconcile runs at start: it undoes interrupted ADDs and DELs, and attachments whose pod
-// namespace is gone. It returns what it undid.
+// Reconcile undoes interrupted ADDs and DELs, attachments whose pod namespace is gone and those
+// of an earlier boot. The agent runs it at start and on every period. It returns what it undid;
+// a record it cannot undo is reported in the error and left for the next run, never blocking
+// the others.
 func (a *Attacher) Reconcile(ctx context.Context) ([]string, error) {
+	undone, done, err := a.reconcile(ctx)
+	if a.Reporter != nil {
+		for _, r := range done {
+			a.Reporter.Detached(ctx, r)
+		}
+	}
+	return undone, err
+}
+
+func (a *Attacher) reconcile(ctx context.Context) (undone []string, detached []*Record, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	records, err := a.Journal.All()
-	if err != nil {
-		return nil, err
-	}
-	var undone []string
-	var errs []error
+	errs := []error{err}
 	for _, r := range records {
-		if r.Step == StepDone && !r.Deleting && a.Kernel.NamespaceExists(r.Netns) {
+		if r.Step == StepDone && !r.Deleting && a.Kernel.NamespaceExists(r.Netns) && a.sameBoot(r) {
 			continue
 		}
+		wasDone := r.Step == StepDone
 		if err := a.undo(ctx, r); err != nil {
 			errs = append(errs, fmt.Errorf("%s/%s of pod %s: %w", r.ContainerID, r.IfName, r.Pod, err))
 			continue
 		}
-		undone = append(undone, fmt.Sprintf("%s %s of pod %s (was at %s)", r.Kind, r.Device, r.Pod, r.Step))
+		undone = append(undone, fmt.Sprintf("%s of pod %s (was at %s)", describe(r), r.Pod, r.Step))
+		if wasDone {
+			detached = append(detached, r)
+		}
 	}
-	return undone, errors.Join(errs...)
+	return undone, detached, errors.Join(errs...)
 }
 
-// GC undoes every attachment not in valid (container ID and interface name pairs the runtime
-// still knows), as CNI's GC asks.
-func (a *Attacher) GC(ctx context.Context, valid map[[2]string]bool) error {
+func describe(r *Record) string {
+	if len(r.Devices) == 1 {
+		return string(r.Devices[0].Kind) + " " + r.Devices[0].Device
+	}
+	return fmt.Sprintf("%d devices", len(r.Devices))
+}
+
+// GC undoes every attachment of the network that is not in valid (container ID and interface
+// name pairs the runtime still knows), as CNI's GC asks. Other networks' attachments are not its
+// business.
+func (a *Attacher) GC(ctx context.Context, network string, valid map[[2]string]bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	records, err := a.Journal.All()
-	if err != nil {
-		return err
-	}
-	var errs []error
+	errs := []error{err}
 	for _, r := range records {
-		if !valid[[2]string{r.ContainerID, r.IfName}] {
+		if r.Network == network && !valid[[2]string{r.ContainerID, r.IfName}] {
 			errs = append(errs, a.undo(ctx, r))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// result is the CNI result of a finished attachment.
-func (a *Attacher) result(r *Record) (*current.Result, error) {
-	res, err := ipamResult(r)
-	if err != nil {
-		return nil, err
-	}
-	mac := r.MAC
-	if st, err := a.Kernel.Link(r.Netns, r.IfName); err == nil {
-		mac = st.MAC.String()
-	}
-	out := &current.Result{CNIVersion: current.ImplementedSpecVersion, DNS: res.DNS, Routes: res.Routes,
-		Interfaces: []*current.Interface{{Name: r.IfName, Mac: mac, Sandbox: r.Netns, PciID: r.Device}}}
-	zero := 0
-	for _, ip := range res.IPs {
-		c := *ip
-		c.Interface = &zero
-		out.IPs = append(out.IPs, &c)
-	}
-	return out, nil
 }

@@ -49,7 +49,8 @@ type Agent interface {
 	Add(ctx context.Context, q attach.Request) (*current.Result, error)
 	Del(ctx context.Context, q attach.Request) error
 	Check(ctx context.Context, q attach.Request) error
-	GC(ctx context.Context, valid map[[2]string]bool) error
+	// GC undoes the attachments of the network that are not in valid.
+	GC(ctx context.Context, network string, valid map[[2]string]bool) error
 }
 
 // Server serves the plugin's calls.
@@ -108,7 +109,7 @@ func (s *Server) serve(ctx context.Context, call Call) (Reply, error) {
 		for _, v := range call.Valid {
 			valid[v] = true
 		}
-		return Reply{}, s.Agent.GC(ctx, valid)
+		return Reply{}, s.Agent.GC(ctx, networkName(call.Request.NetConf), valid)
 	case "STATUS":
 		if err := s.Ready(); err != nil {
 			return Reply{}, &attach.Error{Code: 50, Err: err} // 50: the plugin is not available
@@ -147,4 +148,13 @@ func Send(ctx context.Context, socket string, call Call) (Reply, error) {
 		return Reply{}, fmt.Errorf("topolane-agent answered %s with something unreadable: %w", resp.Status, err)
 	}
 	return reply, nil
+}
+
+// networkName is the network config's name (validated before the call is served).
+func networkName(netconf []byte) string {
+	var conf struct {
+		Name string `json:"name"`
+	}
+	_ = json.Unmarshal(netconf, &conf)
+	return conf.Name
 }

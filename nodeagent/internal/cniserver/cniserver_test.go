@@ -41,7 +41,7 @@ func (r *recorder) Check(_ context.Context, q attach.Request) error {
 	r.record("CHECK " + q.ContainerID)
 	return nil
 }
-func (r *recorder) GC(context.Context, map[[2]string]bool) error { r.record("GC"); return nil }
+func (r *recorder) GC(context.Context, string, map[[2]string]bool) error { r.record("GC"); return nil }
 
 // serve runs a Server over a socket in its own directory and returns the socket.
 func serve(t *testing.T, agent Agent, netnsDir, binDir string) string {

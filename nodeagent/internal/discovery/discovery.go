@@ -39,6 +39,10 @@ type Options struct {
 	LastNames map[string]string
 	// RDMA is asked for the RDMA netns mode; nil: not asked (a fixture).
 	RDMA RDMAMode
+	// Rails pins GPUs to NICs where the fabric is wired otherwise than nearest-NIC-per-GPU
+	// (--rails FILE): GPU (PCI address, UUID or index) → NIC (PCI address or netdev). Unpinned
+	// GPUs take their nearest NIC.
+	Rails map[string]string
 }
 
 // RDMAMode reads the RDMA subsystem's netns mode (netbind.Netlink on a node).
@@ -96,6 +100,7 @@ func Discover(opts Options) (*Result, error) {
 	r.Node.Sort()
 	topology.Connect(r.Node)
 	r.Node.Levels.Overlay(gpuLevels)
+	assignRails(r, opts.Rails)
 	return r, nil
 }
 

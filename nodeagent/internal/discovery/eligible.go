@@ -169,3 +169,31 @@ func pfOfVF(n *topology.Node, addr string) string {
 	}
 	return ""
 }
+
+// HostGuard says, at the moment it is asked, which netdevs the host keeps for itself: the
+// attacher asks it at every ADD, since discovery may be minutes old.
+type HostGuard struct {
+	Links HostLinks
+	// NodeIPs are the Node's InternalIPs; nil: none known.
+	NodeIPs func() []net.IP
+}
+
+// Kept returns why the host keeps each of the netdevs it uses.
+func (g HostGuard) Kept(netdevs []string) (map[string]string, error) {
+	links, err := g.Links.HostLinks()
+	if err != nil {
+		return nil, err
+	}
+	var ips []net.IP
+	if g.NodeIPs != nil {
+		ips = g.NodeIPs()
+	}
+	h := newHostUse(links)
+	out := map[string]string{}
+	for _, n := range netdevs {
+		if why := h.reasons(n, ips); len(why) > 0 {
+			out[n] = strings.Join(why, "; ")
+		}
+	}
+	return out, nil
+}

@@ -61,9 +61,9 @@ func TestVFGUIDAsksTheKernel(t *testing.T) {
 // sends it.
 func TestVFGUIDParse(t *testing.T) {
 	msg := linkMessage(
-		vfInfo(0, guid("02:00:00:00:00:00:00:01"), guid("02:00:00:00:00:00:01:01")),
-		vfInfo(1, guid("02:00:00:00:0a:38:00:05"), guid("02:00:00:01:0a:38:00:05")),
-		vfInfo(2, nil, nil),
+		vfInfoAttr(0, guid("02:00:00:00:00:00:00:01"), guid("02:00:00:00:00:00:01:01")),
+		vfInfoAttr(1, guid("02:00:00:00:0a:38:00:05"), guid("02:00:00:01:0a:38:00:05")),
+		vfInfoAttr(2, nil, nil),
 	)
 	for _, tt := range []struct {
 		vf         int
@@ -98,7 +98,7 @@ func linkMessage(vfs ...*nl.RtAttr) []byte {
 	return append(out, list.Serialize()...)
 }
 
-func vfInfo(vf int, node, port net.HardwareAddr) *nl.RtAttr {
+func vfInfoAttr(vf int, node, port net.HardwareAddr) *nl.RtAttr {
 	info := nl.NewRtAttr(nl.IFLA_VF_INFO, nil)
 	mac := nl.VfMac{Vf: uint32(vf)}
 	info.AddRtAttr(nl.IFLA_VF_MAC, mac.Serialize())

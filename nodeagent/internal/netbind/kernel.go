@@ -68,6 +68,7 @@ type LinkState struct {
 	Alias string
 	MAC   net.HardwareAddr
 	Up    bool
+	MTU   int
 	Addrs []*net.IPNet
 }
 
@@ -144,7 +145,7 @@ func (k Netlink) Link(ns, name string) (LinkState, error) {
 	var st LinkState
 	err := k.with(ns, name, func(h *netlink.Handle, l netlink.Link) error {
 		a := l.Attrs()
-		st = LinkState{Name: a.Name, Alias: a.Alias, MAC: a.HardwareAddr, Up: a.Flags&net.FlagUp != 0}
+		st = LinkState{Name: a.Name, Alias: a.Alias, MAC: a.HardwareAddr, Up: a.Flags&net.FlagUp != 0, MTU: a.MTU}
 		addrs, err := addrList(h, l, netlink.FAMILY_ALL)
 		for _, addr := range addrs {
 			if addr.IP.IsGlobalUnicast() {

@@ -31,7 +31,7 @@ func Write(w io.Writer, n *topology.Node, notes []string) error {
 		writeMatrix(&b, n, devs)
 		b.WriteString(legend)
 	}
-	writeGPUs(&b, n, gpus)
+	writeGPUs(&b, n, gpus, nics)
 	writeNICs(&b, n, nics)
 	writeSRIOV(&b, n)
 	writePlainNICs(&b, n)
@@ -109,15 +109,34 @@ Legend:
   ?    = Unknown (the device's place on the PCIe tree could not be read)
 `
 
-func writeGPUs(b *strings.Builder, n *topology.Node, gpus []device) {
+func writeGPUs(b *strings.Builder, n *topology.Node, gpus, nics []device) {
 	if len(gpus) == 0 {
 		b.WriteString("\nNo NVIDIA GPUs.\n")
 		return
 	}
-	b.WriteString("\nGPU Legend:\n\n")
+	b.WriteString("\nGPU Legend (rail: the NIC NCCL drives for the GPU):\n\n")
 	for i, g := range n.GPUs {
-		fmt.Fprintf(b, "  %s: %s%s%s\n", gpus[i].label, g.PCIAddress, optional(g.Model), optional(g.UUID))
+		fmt.Fprintf(b, "  %s: %s%s%s%s\n", gpus[i].label, g.PCIAddress, optional(g.Model), optional(g.UUID), railOf(n, g, nics))
 	}
+}
+
+// railOf words a GPU's rail: its index, its NIC's label and the level between them.
+func railOf(n *topology.Node, g topology.GPU, nics []device) string {
+	r := n.RailOf(g.PCIAddress)
+	if r == nil {
+		return "  no rail"
+	}
+	label := r.NIC
+	for _, d := range nics {
+		if d.addr == r.NIC {
+			label = d.label
+		}
+	}
+	pinned := ""
+	if r.Pinned {
+		pinned = ", pinned"
+	}
+	return fmt.Sprintf("  rail %d: %s (%s%s)", r.Index, label, n.Level(g.PCIAddress, r.NIC), pinned)
 }
 
 func writeNICs(b *strings.Builder, n *topology.Node, nics []device) {

@@ -7,6 +7,7 @@ package attachtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/topolane/topolane/nodeagent/internal/attach"
+	"github.com/topolane/topolane/nodeagent/internal/discovery"
 	"github.com/topolane/topolane/nodeagent/internal/netbind"
 	"github.com/topolane/topolane/topology"
 	"github.com/topolane/topolane/topology/topologytest"
@@ -72,6 +74,23 @@ func New(t testing.TB, cniPath string) *Env {
 	return e
 }
 
+// deviceAddrs are the PCI addresses of the fixture's RDMA NICs and their VFs, as deviceNames.
+func deviceAddrs(node *topology.Node) []string {
+	var addrs []string
+	for _, nic := range node.NICs {
+		if !nic.RDMA() {
+			continue
+		}
+		addrs = append(addrs, nic.PCIAddress)
+		if nic.SRIOV != nil {
+			for _, vf := range nic.SRIOV.VFs {
+				addrs = append(addrs, vf.PCIAddress)
+			}
+		}
+	}
+	return addrs
+}
+
 // deviceNames are the netdevs of the fixture's RDMA NICs and their VFs.
 func deviceNames(node *topology.Node) []string {
 	var names []string
@@ -103,16 +122,84 @@ func (e *Env) Handle(path string) *netlink.Handle {
 	return h
 }
 
-// attacher builds the agent's attacher over the fixture, as a restarted agent would.
+// Attacher builds the agent's attacher over the fixture, as a restarted agent would.
 func (fx *Fixture) Attacher(node *topology.Node) *attach.Attacher {
+	host := netbind.Netlink{HostNS: fx.HostNS}
 	return &attach.Attacher{
-		Kernel:   Kernel{Netlink: netbind.Netlink{HostNS: fx.HostNS}, vfFile: filepath.Join(fx.Dir, "vf-macs.json")},
+		Kernel:   Kernel{Netlink: host, vfFile: filepath.Join(fx.Dir, "vf-macs.json")},
+		Netdevs:  Netdevs{HostNS: fx.HostNS, peers: peersOf(node)},
+		HostUse:  discovery.HostGuard{Links: host},
 		Journal:  attach.Journal{Dir: filepath.Join(fx.Dir, "journal")},
 		AccelDir: filepath.Join(fx.Dir, "pods"),
 		Topology: func() *topology.Node { return node },
 		Pods:     FakePods(fx.Pods),
 		GPUs:     FakeGPUs(fx.GPUs),
+		BootID:   func() (string, error) { return fx.BootID(), nil },
 	}
+}
+
+// BootID is the fixture's boot id: "boot-1" until Reboot.
+func (fx *Fixture) BootID() string {
+	data, err := os.ReadFile(filepath.Join(fx.Dir, "boot_id"))
+	if err != nil {
+		return "boot-1"
+	}
+	return string(data)
+}
+
+// Reboot changes the fixture's boot id, and resets what the faked hardware holds (VF MACs,
+// rates, GUIDs), as a reboot of the node would.
+func (fx *Fixture) Reboot(id string) error {
+	for _, f := range []string{"vf-macs.json", "vf-rates.json", "hardware.json"} {
+		if err := os.Remove(filepath.Join(fx.Dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(fx.Dir, "boot_id"), []byte(id), 0o600)
+}
+
+// peersOf maps every stand-in's PCI address to the name of its veth peer, in the order New
+// creates them.
+func peersOf(node *topology.Node) map[string]string {
+	peers := map[string]string{}
+	for i, addr := range deviceAddrs(node) {
+		peers[addr] = fmt.Sprintf("peer%d", i)
+	}
+	return peers
+}
+
+// Netdevs finds a stand-in by its PCI address as sysfs finds a real device: each stand-in's
+// veth peer never leaves the host namespace, like the PCI function under a netdev; the stand-in
+// is found only while it is in the host namespace, whatever its name.
+type Netdevs struct {
+	HostNS string
+	peers  map[string]string
+}
+
+func (n Netdevs) NetDev(pci string) (string, error) {
+	peer, ok := n.peers[pci]
+	if !ok {
+		return "", fmt.Errorf("no PCI function %s in the fixture", pci)
+	}
+	nsh, err := netns.GetFromPath(n.HostNS)
+	if err != nil {
+		return "", err
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	p, err := h.LinkByName(peer)
+	if err != nil {
+		return "", fmt.Errorf("the stand-in of %s is gone (%v)", pci, err)
+	}
+	l, err := h.LinkByIndex(p.Attrs().ParentIndex)
+	if err != nil || l.Attrs().ParentIndex != p.Attrs().Index || p.Attrs().NetNsID >= 0 {
+		return "", fmt.Errorf("the netdev of %s is in another network namespace (a pod's?)", pci)
+	}
+	return l.Attrs().Name, nil
 }
 
 // testKernel is the real kernel except the calls that need SR-IOV hardware (a VF's MAC and rate
@@ -132,6 +219,9 @@ func (k Kernel) vfMACs() map[string]string {
 }
 
 func (k Kernel) SetVFMAC(pf string, vf int, mac net.HardwareAddr) error {
+	if err := k.hardware("SetVFMAC", fmt.Sprintf("%s, %d, %s", pf, vf, mac), func(*hardware) error { return nil }); err != nil {
+		return err
+	}
 	vfMu.Lock()
 	defer vfMu.Unlock()
 	m := k.vfMACs()
@@ -284,8 +374,9 @@ func (e *Env) Links(path string) []string {
 	return out
 }
 
-// leftovers lists what an attachment may leave: journal records, acceleration configs, IP
-// reservations, VF MACs that differ from the PF's defaults.
+// Leftovers lists what an attachment may leave: journal records, acceleration configs, IP
+// reservations, VF MACs, rates and GUIDs that differ from the PF's defaults, RDMA devices
+// not in the host.
 func (e *Env) Leftovers() []string {
 	var out []string
 	for _, glob := range []string{"journal/*", "pods/*", "ipam/*/10.*"} {
@@ -299,6 +390,26 @@ func (e *Env) Leftovers() []string {
 		fmt.Sscan(vf, &idx)
 		if want := (net.HardwareAddr{0x0e, 0xf0, 0, 0, byte(len(pf)), byte(idx)}).String(); mac != want {
 			out = append(out, "VF MAC "+key+"="+mac)
+		}
+	}
+	_, rates, _ := k.VFRateCalls()
+	for key, r := range rates {
+		if r != [2]int{} {
+			out = append(out, fmt.Sprintf("VF rate %s=%v", key, r))
+		}
+	}
+	hw := e.readHardware()
+	for key, g := range hw.GUIDs {
+		pf, vf, _ := strings.Cut(key, "/")
+		var idx int
+		fmt.Sscan(vf, &idx)
+		if node, port := DefaultGUIDs(pf, idx); g != [2]string{node.String(), port.String()} {
+			out = append(out, fmt.Sprintf("VF GUIDs %s=%v", key, g))
+		}
+	}
+	for dev, where := range hw.RDMA {
+		if where != "" {
+			out = append(out, "RDMA device "+dev+" in "+where)
 		}
 	}
 	return out
