@@ -31,7 +31,9 @@ func TestDecodeRejects(t *testing.T) {
 		"future version": {`{"schemaVersion": 3, "name": "n"}`, "schemaVersion 3"},
 		"no version":     {`{"name": "n"}`, "schemaVersion 0"},
 		"unknown field":  {`{"schemaVersion": 2, "nme": "n"}`, "unknown field"},
-		"bad level":      {`{"schemaVersion": 2, "levels": {"a": {"b": "CLOSE"}}}`, "unknown connection level"},
+		"bad level":      {`{"schemaVersion": 2, "levels": {"devices": ["a", "b"], "rows": ["X CLOSE", "CLOSE X"]}}`, "unknown connection level"},
+		"short row":      {`{"schemaVersion": 2, "levels": {"devices": ["a", "b"], "rows": ["X", "PIX X"]}}`, "1 levels for 2 devices"},
+		"missing row":    {`{"schemaVersion": 2, "levels": {"devices": ["a", "b"], "rows": ["X PIX"]}}`, "1 rows for 2 devices"},
 		"truncated":      {`{"schemaVersion": 2, "gpus": [`, "decoding node topology"},
 	} {
 		_, err := topology.Decode([]byte(tt.doc))

@@ -37,3 +37,21 @@ func (n NIC) deepCopy() NIC {
 	}
 	return n
 }
+
+// WithoutPaths is a copy without the PCIe paths: the levels say what decisions need of them, and
+// a node published thousands of times over is half its size without them.
+func (n *Node) WithoutPaths() *Node {
+	c := n.DeepCopy()
+	for i := range c.GPUs {
+		c.GPUs[i].Path = nil
+	}
+	for i := range c.NICs {
+		c.NICs[i].Path = nil
+		if s := c.NICs[i].SRIOV; s != nil {
+			for j := range s.VFs {
+				s.VFs[j].Path = nil
+			}
+		}
+	}
+	return c
+}

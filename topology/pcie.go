@@ -1,8 +1,8 @@
 package topology
 
-// Connect computes Levels for every pair of GPUs, NICs and VFs from their PCIe paths and NUMA
-// nodes, replacing what was there. Callers that know better for GPU pairs (NVML: NVLink and the
-// driver's own view) overwrite those entries afterwards.
+// Connect computes Levels for every pair of GPUs and NICs from their PCIe paths and NUMA nodes,
+// replacing what was there; a VF shares its PF's. Callers that know better for GPU pairs (NVML:
+// NVLink and the driver's own view) overwrite those entries afterwards.
 func Connect(n *Node) {
 	eps := n.endpoints()
 	n.Levels = Levels{index: make(map[string]int, len(eps)), cells: make([]int16, len(eps)*len(eps))}
@@ -15,6 +15,13 @@ func Connect(n *Node) {
 			n.Levels.Set(a.addr, b.addr, n.pcieLevel(a, b))
 		}
 	}
+	for _, nic := range n.NICs {
+		if nic.SRIOV != nil {
+			for _, vf := range nic.SRIOV.VFs {
+				n.Levels.SetVF(vf.PCIAddress, nic.PCIAddress)
+			}
+		}
+	}
 }
 
 type endpoint struct {
@@ -23,8 +30,7 @@ type endpoint struct {
 	numa int
 }
 
-// endpoints lists the GPUs, NICs and VFs of the node, the devices the matrix is made of.
-// A VF shares its PF's NUMA node.
+// endpoints lists the GPUs and NICs of the node, the devices the matrix is made of.
 func (n *Node) endpoints() []endpoint {
 	var eps []endpoint
 	for _, g := range n.GPUs {
@@ -32,11 +38,6 @@ func (n *Node) endpoints() []endpoint {
 	}
 	for _, nic := range n.NICs {
 		eps = append(eps, endpoint{nic.PCIAddress, nic.Path, nic.NUMANode})
-		if nic.SRIOV != nil {
-			for _, vf := range nic.SRIOV.VFs {
-				eps = append(eps, endpoint{vf.PCIAddress, vf.Path, nic.NUMANode})
-			}
-		}
 	}
 	return eps
 }

@@ -3,10 +3,13 @@ package state
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
@@ -14,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	"github.com/topolane/topolane/topology"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 )
 
@@ -29,6 +33,9 @@ func Watch(ctx context.Context, s *Store, client kubernetes.Interface, dyn dynam
 		return nil, fmt.Errorf("setting the pod transform: %w", err)
 	}
 	topos := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0).ForResource(v1alpha1.GroupVersionResource).Informer()
+	if err := topos.SetTransform(TransformTopology); err != nil {
+		return nil, fmt.Errorf("setting the NodeTopology transform: %w", err)
+	}
 	var regs []cache.ResourceEventHandlerRegistration
 	for _, reg := range []struct {
 		inf cache.SharedIndexInformer
@@ -91,14 +98,43 @@ func podHandler(s *Store) cache.ResourceEventHandler {
 }
 
 func topologyHandler(s *Store) cache.ResourceEventHandler {
-	return handler(func(u *unstructured.Unstructured) { setTopology(s, u) },
-		func(u *unstructured.Unstructured) { s.DeleteTopology(u.GetName()) })
+	return handler(func(t *TopologyInfo) { s.SetTopologyInfo(t) }, func(t *TopologyInfo) { s.DeleteTopology(t.Name) })
 }
 
-func setTopology(s *Store, u *unstructured.Unstructured) {
+// TopologyInfo is what the NodeTopology informer caches: the node's topology decoded once (its
+// dense levels, not the unstructured maps a dynamic informer would keep, ten times the size),
+// shared with the store, or why it cannot be used.
+type TopologyInfo struct {
+	metav1.TypeMeta
+	metav1.ObjectMeta
+	Topology    *topology.Node
+	Attachments []v1alpha1.Attachment
+	Problem     string
+}
+
+// DeepCopyObject implements runtime.Object. The topology is shared: nothing changes it once
+// decoded.
+func (t *TopologyInfo) DeepCopyObject() runtime.Object {
+	c := *t
+	t.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
+	c.Attachments = slices.Clone(t.Attachments)
+	return &c
+}
+
+// TransformTopology is the NodeTopology informer's transform: unstructured in, TopologyInfo out.
+func TransformTopology(obj any) (any, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return obj, nil
+	}
+	info := &TopologyInfo{}
+	info.Name, info.UID, info.ResourceVersion = u.GetName(), u.GetUID(), u.GetResourceVersion()
 	nt, err := v1alpha1.FromUnstructured(u)
 	if err != nil {
 		klog.ErrorS(err, "Unusable NodeTopology; its node will reject GPU pods", "node", u.GetName())
+		info.Problem = err.Error()
+		return info, nil
 	}
-	s.SetTopology(u.GetName(), nt, err)
+	info.Topology, info.Attachments = &nt.Status.Topology, nt.Status.Attachments
+	return info, nil
 }

@@ -105,19 +105,29 @@ func (s *Store) DeleteNode(name string) {
 	delete(s.views, name)
 }
 
-// SetTopology records a node's NodeTopology, or why it cannot be used.
+// SetTopology records a node's NodeTopology (copied in), or why it cannot be used.
 func (s *Store) SetTopology(name string, nt *v1alpha1.NodeTopology, problem error) {
+	info := &TopologyInfo{}
+	info.Name = name
+	if problem != nil {
+		info.Problem = problem.Error()
+	} else {
+		nt = nt.DeepCopy()
+		info.Topology, info.Attachments = &nt.Status.Topology, nt.Status.Attachments
+	}
+	s.SetTopologyInfo(info)
+}
+
+// SetTopologyInfo records what the NodeTopology informer decoded. The topology is kept as it
+// is, shared with the informer's cache: nothing changes it.
+func (s *Store) SetTopologyInfo(t *TopologyInfo) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.entry(name)
-	e.topo, e.topoProblem, e.attachments = nil, "", nil
-	if problem != nil {
-		e.topoProblem = problem.Error()
-	} else {
-		e.topo = nt.Status.Topology.DeepCopy()
+	e := s.entry(t.Name)
+	e.topo, e.topoProblem, e.attachments = t.Topology, t.Problem, nil
+	if e.topo != nil {
 		e.attachments = map[types.UID][]v1alpha1.Attachment{}
-		for _, a := range nt.Status.Attachments {
-			a.GPUs = slices.Clone(a.GPUs)
+		for _, a := range t.Attachments {
 			e.attachments[a.PodUID] = append(e.attachments[a.PodUID], a)
 		}
 	}

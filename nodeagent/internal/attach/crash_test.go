@@ -84,7 +84,8 @@ func TestKilledAtEveryStep(t *testing.T) {
 		device      int
 	}{
 		{"8pf", allGPUs, nil, 3},
-		{"vf", []int{0}, map[string]string{"topolane.io/nic": "vf"}, 0},
+		// With bandwidth limits: the tbf, the ifb and the VF's ceiling are undone at every kill too.
+		{"vf", []int{0}, map[string]string{"topolane.io/nic": "vf", "kubernetes.io/egress-bandwidth": "100M", "kubernetes.io/ingress-bandwidth": "100M"}, 0},
 		{"macvlan", []int{1}, map[string]string{"topolane.io/nic": "vf"}, 0}, // NIC1 has no VFs
 	}
 	for _, pod := range pods {

@@ -59,8 +59,10 @@ func (p *Publisher) Publish(ctx context.Context, node *topology.Node, attachment
 	return true, nil
 }
 
+// statusOf is what the NodeTopology says: the node without its PCIe paths (the levels carry
+// what placement needs of them; `topolane-agent discover` shows them), its attachments, counts.
 func statusOf(node *topology.Node, attachments []v1alpha1.Attachment) (v1alpha1.NodeTopologyStatus, error) {
-	return v1alpha1.NodeTopologyOf(node, attachments).Status, nil
+	return v1alpha1.NodeTopologyOf(node.WithoutPaths(), attachments).Status, nil
 }
 
 func hashOf(status v1alpha1.NodeTopologyStatus) string {
