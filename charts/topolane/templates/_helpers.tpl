@@ -115,7 +115,7 @@ window, and when the tag is newer than the cluster.
 
 {{/* The CNI network config of the NetworkAttachmentDefinition, as JSON. */}}
 {{- define "topolane.networkConfig" -}}
-{{- $conf := dict "cniVersion" .Values.networkAttachment.cniVersion "name" .Values.networkAttachment.name "type" "topolane-cni" "socket" (include "topolane.agentSocket" .) "ipam" .Values.networkAttachment.ipam -}}
+{{- $conf := dict "cniVersion" .Values.networkAttachment.cniVersion "name" .Values.networkAttachment.name "type" "topolane-cni" "socket" (include "topolane.agentSocket" .) "ipam" (.Values.networkAttachment.ipam | default (dict "type" "host-local" "subnet" "10.56.0.0/16")) -}}
 {{- toJson (merge $conf (deepCopy .Values.networkAttachment.extraConfig)) -}}
 {{- end -}}
 
