@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
 )
 
 // installer is the rendered install-cni init container, run here with sh against temporary
@@ -151,4 +150,3 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 		t.Errorf("%s holds %v, want only %v", dir, got, names)
 	}
 }
-

@@ -101,7 +101,7 @@ func (v *Validator) AddCRD(crd []byte) error {
 	var c struct {
 		Kind string `json:"kind"`
 		Spec struct {
-			Group    string `json:"group"`
+			Group    string                `json:"group"`
 			Names    struct{ Kind string } `json:"names"`
 			Versions []struct {
 				Name   string `json:"name"`
