@@ -34,6 +34,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	kubeapiservertesting "k8s.io/kubernetes/cmd/kube-apiserver/app/testing"
+	"k8s.io/kubernetes/pkg/capabilities"
 	"k8s.io/kubernetes/test/integration/framework"
 	"sigs.k8s.io/yaml"
 
@@ -105,6 +106,10 @@ func TestChartOnRealAPIServer(t *testing.T) {
 type securedCluster struct{ cluster }
 
 func startSecuredAPIServer(t *testing.T, ctx context.Context) securedCluster {
+	// --allow-privileged sets a process-wide value, once: an API server started earlier in this
+	// process (another test) would have fixed it.
+	capabilities.ResetForTest()
+	t.Cleanup(capabilities.ResetForTest)
 	server := kubeapiservertesting.StartTestServerOrDie(t, kubeapiservertesting.NewDefaultTestServerOptions(),
 		[]string{"--authorization-mode=RBAC", "--allow-privileged=true", "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition,Priority"}, framework.SharedEtcd())
 	t.Cleanup(server.TearDownFn)
