@@ -10,13 +10,16 @@ export CGO_ENABLED := 1
 TOOLS := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
+# helm is not in Debian; `go install` builds it (about 3 minutes on 2 cores, once).
+HELM_VERSION := v3.22.0
+HELM := $(TOOLS)/helm-$(HELM_VERSION)
 BIN := $(CURDIR)/bin
 FIXTURES := nodeagent/testdata/sysfs
 
-.PHONY: help build test unit e2e bench-test lint bench bench-placement bench-throughput bench-bandwidth fuzz demo discover fixtures clean
+.PHONY: help build test unit e2e chart-test bench-test lint bench bench-placement bench-throughput bench-bandwidth fuzz demo discover fixtures images clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
 
 build: ## build the binaries into bin/
 	go build -o $(BIN)/ ./nodeagent/cmd/... ./extender/cmd/...
@@ -25,14 +28,20 @@ build: ## build the binaries into bin/
 # (k8s.io/kubernetes is heavy); a cold build of it takes ~6 minutes on 2 cores, once for both.
 E2E := extender/e2e
 BENCH := bench
+CHART_TEST := charts/test
 
-test: lint unit e2e bench-test ## everything CI runs: lint, then every test (race detector on)
+test: lint unit chart-test e2e bench-test ## everything CI runs: lint, then every test (race detector on)
 
 unit: ## the tests of the main module
 	go test -race -count=1 ./...
 
-e2e: ## the extender under the real kube-scheduler (and a real API server)
-	cd $(E2E) && go test -count=1 -timeout 15m ./...
+e2e: $(HELM) ## the extender under the real kube-scheduler, and the chart installed into a real API server
+	cd $(E2E) && HELM=$(HELM) go test -count=1 -timeout 15m ./...
+
+# The chart's schemas come from the k8s.io/kubernetes module of every supported minor, downloaded
+# once into the Go module cache.
+chart-test: $(HELM) ## helm lint, helm template for Kubernetes 1.33-1.37, every object checked against that version's OpenAPI schema
+	cd $(CHART_TEST) && HELM=$(HELM) go test -count=1 -timeout 10m ./...
 
 bench-test: ## the bench's tests, with a short run of each measurement
 	cd $(BENCH) && go test -count=1 -timeout 15m ./...
@@ -43,11 +52,24 @@ lint: $(STATICCHECK) ## go vet and staticcheck (pinned, installed into .tools/)
 	go vet ./...
 	$(STATICCHECK) ./...
 	cd $(BENCH) && go list ./... >/dev/null && $(STATICCHECK) ./...
+	cd $(CHART_TEST) && go vet ./... && $(STATICCHECK) ./...
 
 $(STATICCHECK):
 	mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	mv $(TOOLS)/staticcheck $@
+
+$(HELM):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(TOOLS)/helm $@
+
+# The images. This machine has no container engine: CI cannot build them.
+REGISTRY ?= ghcr.io/topolane
+VERSION ?= $(shell sed -n 's/^appVersion: "\(.*\)"/\1/p' charts/topolane/Chart.yaml)
+images: ## build the extender and agent images with docker (REGISTRY, VERSION = the chart's appVersion)
+	docker build -f extender/cmd/topolane-extender/Dockerfile -t $(REGISTRY)/topolane-extender:$(VERSION) .
+	docker build -f nodeagent/cmd/topolane-agent/Dockerfile -t $(REGISTRY)/topolane-agent:$(VERSION) .
 
 bench: ## benchmarks, 5 runs each (compare runs with benchstat)
 	go test -run '^$$' -bench . -benchmem -count 5 ./...

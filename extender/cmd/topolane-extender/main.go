@@ -30,6 +30,7 @@ import (
 
 type options struct {
 	kubeconfig, listen, certFile, keyFile string
+	healthListen                          string
 	gpuResources, schedulerNames          string
 	weights                               placement.Weights
 	noPF                                  string
@@ -41,6 +42,7 @@ func parseFlags(args []string) (options, error) {
 	klog.InitFlags(fs)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file; empty means in-cluster")
 	fs.StringVar(&o.listen, "listen", ":8888", "address to serve the extender on")
+	fs.StringVar(&o.healthListen, "health-listen", "", "also serve GET /healthz, /readyz and /metrics (and nothing else) here, e.g. :8889 for probes and Prometheus when --listen is loopback")
 	fs.StringVar(&o.certFile, "tls-cert-file", "", "serve HTTPS with this certificate (the scheduler's enableHTTPS)")
 	fs.StringVar(&o.keyFile, "tls-key-file", "", "key of --tls-cert-file")
 	fs.StringVar(&o.gpuResources, "gpu-resources", "nvidia.com/gpu", "comma-separated extended resources counted as GPUs")
@@ -126,7 +128,13 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	ext := scheduler.New(store, client, scheduler.Config{NoPF: noPF, SchedulerNames: list(o.schedulerNames)}, metrics)
-	return serve(ctx, o, server.New(ext, store, synced, reg))
+	h := server.New(ext, store, synced, reg)
+	if o.healthListen != "" {
+		if err := serveHealth(ctx, o.healthListen, h); err != nil {
+			return err
+		}
+	}
+	return serve(ctx, o, h)
 }
 
 func serve(ctx context.Context, o options, h http.Handler) error {
