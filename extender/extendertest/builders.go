@@ -69,14 +69,16 @@ func Pod(ns, name string, gpus int, annotations ...string) *corev1.Pod {
 // EveryPFShared is a DGX H100 node whose every ConnectX PF already has a macvlan share in use
 // by another pod: no PF can go whole, shares remain.
 func EveryPFShared(name string) *v1alpha1.NodeTopology {
-	nt := Topology(name, topologytest.DGXH100())
-	for _, nic := range nt.Status.Topology.NICs {
+	n := topologytest.DGXH100().Node()
+	n.Name = name
+	var atts []v1alpha1.Attachment
+	for _, nic := range n.NICs {
 		if nic.RDMA() {
-			nt.Status.Attachments = append(nt.Status.Attachments, v1alpha1.Attachment{Pod: "other/x", PodUID: types.UID("x-" + nic.PCIAddress),
+			atts = append(atts, v1alpha1.Attachment{Pod: "other/x", PodUID: types.UID("x-" + nic.PCIAddress),
 				Kind: placement.KindMacvlan, NIC: nic.PCIAddress, Device: nic.PCIAddress, Rail: -1})
 		}
 	}
-	return nt
+	return TopologyOf(n, atts...)
 }
 
 // DevicesHeldTwice checks the allocations of bound pods as the API server holds them: every PF

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,7 +38,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/topolane/topolane/extender/e2e/kubesched"
-	"github.com/topolane/topolane/extender/embedded"
 	"github.com/topolane/topolane/extender/extendertest"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 	"github.com/topolane/topolane/topology/placement"
@@ -70,12 +68,12 @@ func TestChartOnRealAPIServer(t *testing.T) {
 	createNode(t, ctx, c.client, gpuNode, 8)
 	createNode(t, ctx, c.client, "cpu-1", 0)
 
-	ext := startChartExtender(t, ctx, c.clientFor(t, c.token(t, ctx, extenderSA, nil)))
+	ext := startChartExtender(t, ctx, c.cluster, chart, c.token(t, ctx, extenderSA, nil))
 	schedCfg, err := kubesched.DecodeConfig([]byte(chart.configMap(t, "topolane-scheduler").Data["scheduler-config.yaml"]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	schedCfg.Extenders[0].URLPrefix = ext.URL
+	schedCfg.Extenders[0].URLPrefix = ext
 	if err := kubesched.StartConfigured(ctx, c.clientFor(t, c.token(t, ctx, schedulerSA, nil)).client, schedCfg, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +91,7 @@ func TestChartOnRealAPIServer(t *testing.T) {
 	}
 	bound := waitBound(t, ctx, c.client, pod.Name)
 	a, err := v1alpha1.ParseAllocation(bound.Annotations[v1alpha1.AnnotationAllocation])
-	if bound.Spec.NodeName != gpuNode || err != nil || a.Kind != placement.KindPF {
+	if bound.Spec.NodeName != gpuNode || err != nil || len(a.Devices) != 8 || a.Devices[0].Kind != placement.KindPF {
 		t.Fatalf("pod on %q with allocation %q (%v), want whole PFs on %s", bound.Spec.NodeName, bound.Annotations[v1alpha1.AnnotationAllocation], err, gpuNode)
 	}
 
@@ -199,20 +197,25 @@ func (m manifests) configMap(t *testing.T, name string) *corev1.ConfigMap {
 	return nil
 }
 
-func (m manifests) agentArgs(t *testing.T) []string {
+func (m manifests) agentArgs(t *testing.T) []string { return m.args(t, "DaemonSet", "agent") }
+
+func (m manifests) extenderArgs(t *testing.T) []string { return m.args(t, "Deployment", "extender") }
+
+// args are the rendered arguments of a container of the workload of kind.
+func (m manifests) args(t *testing.T, kind, container string) []string {
 	t.Helper()
 	for _, u := range m {
-		if u.GetKind() == "DaemonSet" {
+		if u.GetKind() == kind {
 			containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
 			for _, c := range containers {
-				if c := c.(map[string]any); c["name"] == "agent" {
+				if c := c.(map[string]any); c["name"] == container {
 					args, _, _ := unstructured.NestedStringSlice(c, "args")
 					return args
 				}
 			}
 		}
 	}
-	t.Fatal("the chart renders no agent container")
+	t.Fatalf("the chart renders no %s container in a %s", container, kind)
 	return nil
 }
 
@@ -290,15 +293,69 @@ func waitEstablished(t *testing.T, ctx context.Context, cfg *rest.Config, name s
 }
 
 // startChartExtender serves an extender whose every API call carries the extender's token.
-func startChartExtender(t *testing.T, ctx context.Context, c cluster) *httptest.Server {
+// startChartExtender builds topolane-extender and runs it with the chart's arguments, its
+// addresses moved to free loopback ports, and a kubeconfig that holds only the extender's token.
+// It returns the extender's URL once it is ready (its store has taken in the first lists).
+func startChartExtender(t *testing.T, ctx context.Context, c cluster, chart manifests, token string) string {
 	t.Helper()
-	ext := embedded.New(c.client, embedded.Config{Weights: placement.DefaultWeights, NoPF: embedded.NoPFReject})
-	if err := ext.Watch(ctx, c.client, c.dyn, 20*time.Second); err != nil {
-		t.Fatalf("the extender's informers did not sync under its ServiceAccount (RBAC?): %v", err)
+	dir := t.TempDir()
+	bin := buildBinary(t, dir, "./extender/cmd/topolane-extender")
+	kubeconfig := writeKubeconfig(t, c.cfg, token, filepath.Join(dir, "kubeconfig"))
+	listen, health := freeAddr(t), freeAddr(t)
+	args := []string{"--kubeconfig", kubeconfig}
+	for _, a := range chart.extenderArgs(t) {
+		flag, _, _ := strings.Cut(a, "=")
+		switch flag {
+		case "--listen":
+			a = "--listen=" + listen
+		case "--health-listen":
+			a = "--health-listen=" + health
+		}
+		args = append(args, a)
 	}
-	srv := httptest.NewServer(ext.Handler())
-	t.Cleanup(srv.Close)
-	return srv
+	startProcess(t, ctx, bin, args, "http://"+health+"/readyz")
+	return "http://" + listen
+}
+
+// buildBinary builds a command of the repository into dir.
+func buildBinary(t *testing.T, dir, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	build := exec.Command("go", "build", "-o", bin, pkg)
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+// startProcess runs bin until the test ends and waits until ready answers 200.
+func startProcess(t *testing.T, ctx context.Context, bin string, args []string, ready string) {
+	t.Helper()
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s %s:\n%s", filepath.Base(bin), strings.Join(args, " "), logs.String())
+		}
+	})
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		resp, err := http.Get(ready)
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("%s not ready under its ServiceAccount (RBAC?): %v\n%s", filepath.Base(bin), err, logs.String())
+	}
 }
 
 // runAgent builds topolane-agent and runs it with the chart's arguments, its host paths moved
@@ -307,12 +364,7 @@ func startChartExtender(t *testing.T, ctx context.Context, c cluster) *httptest.
 func runAgent(t *testing.T, ctx context.Context, c securedCluster, chart manifests, token string) {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "topolane-agent")
-	build := exec.Command("go", "build", "-o", bin, "./nodeagent/cmd/topolane-agent")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building topolane-agent: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir, "./nodeagent/cmd/topolane-agent")
 	kubeconfig := writeKubeconfig(t, c.cfg, token, filepath.Join(dir, "kubeconfig"))
 	health := freeAddr(t)
 	sysfs, err := filepath.Abs(filepath.Join(repoRoot, "nodeagent", "testdata", "sysfs", gpuNode))
@@ -332,30 +384,7 @@ func runAgent(t *testing.T, ctx context.Context, c securedCluster, chart manifes
 		}
 		args = append(args, flag+"="+value)
 	}
-	var logs bytes.Buffer
-	agent := exec.Command(bin, args...)
-	agent.Stdout, agent.Stderr = &logs, &logs
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = agent.Process.Signal(syscall.SIGTERM)
-		_ = agent.Wait()
-		if t.Failed() {
-			t.Logf("topolane-agent %s:\n%s", strings.Join(args, " "), logs.String())
-		}
-	})
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		resp, err := http.Get("http://" + health + "/readyz")
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
-		t.Fatalf("topolane-agent not ready under its ServiceAccount: %v\n%s", err, logs.String())
-	}
+	startProcess(t, ctx, bin, args, "http://"+health+"/readyz")
 	nt, err := c.dyn.Resource(v1alpha1.GroupVersionResource).Get(ctx, gpuNode, metav1.GetOptions{})
 	if err != nil || len(nt.GetOwnerReferences()) != 1 || nt.GetOwnerReferences()[0].Kind != "Node" {
 		t.Fatalf("the agent's NodeTopology %s: %v %v", gpuNode, err, nt)
@@ -387,10 +416,10 @@ func freeAddr(t *testing.T) string {
 
 // waitExtenderSees waits until the extender holds the node's topology: a pod filtered before
 // that would wait for the scheduler's next retry.
-func waitExtenderSees(t *testing.T, ext *httptest.Server, node string) {
+func waitExtenderSees(t *testing.T, ext string, node string) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		resp, err := http.Get(ext.URL + "/debug/nodes/" + node)
+		resp, err := http.Get(ext + "/debug/nodes/" + node)
 		if err != nil {
 			return false, nil
 		}

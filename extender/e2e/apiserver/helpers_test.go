@@ -89,11 +89,12 @@ func checkPrinterColumns(t *testing.T, ctx context.Context, client kubernetes.In
 	for _, c := range table.ColumnDefinitions {
 		names = append(names, c.Name)
 	}
-	if got := strings.Join(names, ","); got != "Name,GPUs,PFs Free,VFs Free,Age" {
+	if got := strings.Join(names, ","); got != "Name,GPUs,Rails,Rails Free,PFs Free,VFs Free,Age" {
 		t.Errorf("kubectl get nodetopologies columns = %s", got)
 	}
-	if len(table.Rows) != 2 || table.Rows[1].Cells[2] != float64(8) {
-		t.Errorf("rows = %v, want dgx-free with 8 PFs free", table.Rows)
+	free := func(row int) any { return table.Rows[row].Cells[3] }
+	if len(table.Rows) != 2 || table.Rows[0].Cells[0] != "dgx-free" || free(0) != float64(8) || free(1) != float64(0) {
+		t.Errorf("rows %v %v: want dgx-free with 8 rails free, dgx-shared none", table.Rows[0].Cells, table.Rows[1].Cells)
 	}
 }
 
