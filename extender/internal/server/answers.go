@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
@@ -89,21 +90,20 @@ func (q *request) appendFailed(dst []byte, m extenderv1.FailedNodesMap) []byte {
 	if m == nil {
 		return append(dst, "null"...)
 	}
-	q.keys = q.keys[:0]
-	for k := range m {
-		q.keys = append(q.keys, k)
+	q.pairs = q.pairs[:0]
+	for k, v := range m {
+		q.pairs = append(q.pairs, [2]string{k, v})
 	}
-	slices.Sort(q.keys)
+	slices.SortFunc(q.pairs, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 	dst = append(dst, '{')
-	for i, k := range q.keys {
+	for i, kv := range q.pairs {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, k)
-		dst = append(dst, ':')
-		dst = appendString(dst, m[k])
+		dst = append(appendString(dst, kv[0]), ':')
+		dst = appendString(dst, kv[1])
 	}
-	clear(q.keys)
+	clear(q.pairs)
 	return append(dst, '}')
 }
 

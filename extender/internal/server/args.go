@@ -24,10 +24,10 @@ type request struct {
 	body  []byte
 	args  extenderv1.ExtenderArgs
 	names []string
-	offs  []int    // start and end of every name in body
-	items [][2]int // start and end of every Nodes item in body, when known (see itemSpans)
-	keys  []string // scratch of the answer's encoder: the sorted keys of a map
-	out   []byte   // the answer
+	offs  []int       // start and end of every name in body
+	items [][2]int    // start and end of every Nodes item in body, when known (see itemSpans)
+	pairs [][2]string // scratch of the answer's encoder: a map's keys and values, sorted
+	out   []byte      // the answer
 }
 
 var requests = sync.Pool{New: func() any { return new(request) }}
@@ -40,7 +40,7 @@ func (q *request) release() {
 		return
 	}
 	clear(q.names) // the strings hold their request's body
-	*q = request{body: q.body[:0], names: q.names[:0], offs: q.offs[:0], items: q.items[:0], keys: q.keys[:0], out: q.out[:0]}
+	*q = request{body: q.body[:0], names: q.names[:0], offs: q.offs[:0], items: q.items[:0], pairs: q.pairs[:0], out: q.out[:0]}
 	requests.Put(q)
 }
 
@@ -48,17 +48,21 @@ func (q *request) release() {
 // back with release once the answer is written.
 func readArgs(w http.ResponseWriter, r *http.Request) (*request, bool) {
 	q := requests.Get().(*request)
-	err := q.read(r.Body, r.ContentLength)
-	if err == nil && q.parse() {
-		return q, true
-	}
-	q.args = extenderv1.ExtenderArgs{}
-	q.items = q.items[:0]
-	if !decode(w, io.MultiReader(bytes.NewReader(q.body), r.Body), &q.args) {
+	if !q.decode(w, r) {
 		q.release()
 		return nil, false
 	}
 	return q, true
+}
+
+func (q *request) decode(w http.ResponseWriter, r *http.Request) bool {
+	err := q.read(r.Body, r.ContentLength)
+	if err == nil && q.parse() {
+		return true
+	}
+	q.args = extenderv1.ExtenderArgs{}
+	q.items = q.items[:0]
+	return decode(w, io.MultiReader(bytes.NewReader(q.body), r.Body), &q.args)
 }
 
 // read reads the whole body; on an error the body reader keeps returning it (http.MaxBytesReader
@@ -128,8 +132,11 @@ func (q *request) value(s *scanner, k int) bool {
 	}
 	switch k {
 	case keyPod:
-		q.args.Pod = new(corev1.Pod)
-		return s.object(q.args.Pod)
+		raw, ok := s.objectSpan()
+		if ok {
+			q.args.Pod, ok = recentPods.decode(raw)
+		}
+		return ok
 	case keyNodes:
 		q.args.Nodes = new(corev1.NodeList)
 		start := s.skipWS()
@@ -142,7 +149,8 @@ func (q *request) value(s *scanner, k int) bool {
 	return q.nodeNames(s)
 }
 
-// nodeNames reads an array of plain strings into one string of their own, which the names slice.
+// nodeNames reads an array of plain strings. The names are pieces of one string copied from
+// the body: one allocation, not one a name.
 func (q *request) nodeNames(s *scanner) bool {
 	if !s.next('[') {
 		return false
@@ -164,6 +172,9 @@ func (q *request) nodeNames(s *scanner) bool {
 		}
 	}
 	q.names = q.names[:0]
+	if q.names == nil {
+		q.names = []string{} // [] is not null
+	}
 	if len(q.offs) > 0 {
 		base := q.offs[0]
 		all := string(q.body[base:q.offs[len(q.offs)-1]])
@@ -173,6 +184,51 @@ func (q *request) nodeNames(s *scanner) bool {
 	}
 	q.args.NodeNames = &q.names
 	return true
+}
+
+// recentPods are the pods last decoded: kube-scheduler sends the pod it filtered again to
+// prioritize, byte for byte.
+var recentPods podCache
+
+// podCache decodes pods with encoding/json, remembering the last few. Each request gets a copy
+// of its own, so that nothing a request does to its pod reaches another.
+type podCache struct {
+	mu   sync.Mutex
+	next int
+	raw  [8][]byte
+	pods [8]*corev1.Pod
+}
+
+// maxCachedPod bounds what the cache keeps: a pod with many containers is a few tens of KB.
+const maxCachedPod = 64 << 10
+
+func (c *podCache) decode(raw []byte) (*corev1.Pod, bool) {
+	if pod := c.find(raw); pod != nil {
+		return pod.DeepCopy(), true
+	}
+	pod := new(corev1.Pod)
+	if json.Unmarshal(raw, pod) != nil {
+		return nil, false
+	}
+	if len(raw) > maxCachedPod {
+		return pod, true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.raw[c.next], c.pods[c.next] = append(c.raw[c.next][:0], raw...), pod
+	c.next = (c.next + 1) % len(c.raw)
+	return pod.DeepCopy(), true
+}
+
+func (c *podCache) find(raw []byte) *corev1.Pod {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.raw {
+		if c.pods[i] != nil && bytes.Equal(c.raw[i], raw) {
+			return c.pods[i]
+		}
+	}
+	return nil
 }
 
 // scanner walks a JSON body. It recognises only what the fast path accepts.
@@ -232,30 +288,46 @@ func (s *scanner) plainString() (start, end int, ok bool) {
 		return 0, 0, false
 	}
 	start = s.i
-	for ; s.i < len(s.b); s.i++ {
-		switch c := s.b[s.i]; {
-		case c == '"':
-			s.i++
-			return start, s.i - 1, true
-		case c < ' ' || c == '\\' || c >= utf8.RuneSelf:
+	n := bytes.IndexByte(s.b[start:], '"')
+	if n < 0 {
+		return 0, 0, false
+	}
+	end = start + n
+	for _, c := range s.b[start:end] {
+		if !plainByte[c] {
 			return 0, 0, false
 		}
 	}
-	return 0, 0, false
+	s.i = end + 1
+	return start, end, true
 }
+
+// plainByte holds the bytes a plain string may hold: printable ASCII but the backslash.
+var plainByte = func() (t [256]bool) {
+	for c := ' '; c < utf8.RuneSelf; c++ {
+		t[c] = c != '\\'
+	}
+	return t
+}()
 
 // object decodes the object that comes next into v with encoding/json.
 func (s *scanner) object(v any) bool {
+	raw, ok := s.objectSpan()
+	return ok && json.Unmarshal(raw, v) == nil
+}
+
+// objectSpan returns the object that comes next, not yet validated.
+func (s *scanner) objectSpan() ([]byte, bool) {
 	start := s.skipWS()
 	if start >= len(s.b) || s.b[start] != '{' {
-		return false
+		return nil, false
 	}
 	end, ok := skipComposite(s.b, start)
-	if !ok || json.Unmarshal(s.b[start:end], v) != nil {
-		return false
+	if !ok {
+		return nil, false
 	}
 	s.i = end
-	return true
+	return s.b[start:end], true
 }
 
 // skipComposite returns the end of the object or array at b[start], tracking only strings and
