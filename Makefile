@@ -13,7 +13,7 @@ STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 BIN := $(CURDIR)/bin
 FIXTURES := nodeagent/testdata/sysfs
 
-.PHONY: help build test unit e2e bench-test lint bench bench-placement bench-throughput fuzz demo discover fixtures clean
+.PHONY: help build test unit e2e bench-test lint bench bench-placement bench-throughput bench-wire fuzz demo discover fixtures clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -36,6 +36,7 @@ e2e: ## the extender under the real kube-scheduler (and a real API server)
 
 bench-test: ## the bench's tests, with a short run of each measurement
 	cd $(BENCH) && go test -count=1 -timeout 15m ./...
+	go test -count=1 -run '^$$' -bench WirePath -benchtime 3x ./extender/internal/server
 
 # extender/e2e is vetted by `go test` as it compiles (a separate go vet there would compile
 # k8s.io/kubernetes a second time on a fresh machine).
@@ -60,6 +61,9 @@ bench-placement: ## placement quality: topolane against two baselines on bench/s
 
 bench-throughput: ## the real kube-scheduler on 5,000 simulated nodes, with and without the extender
 	cd $(BENCH) && go run ./cmd/topolane-bench throughput
+
+bench-wire: ## the extender's HTTP wire path against a trivial encoding/json extender: 5,000 names, 500 full Nodes
+	go test ./extender/internal/server -run '^$$' -bench WirePath -benchtime 10s -count 5
 
 demo: ## a small cluster through the real kube-scheduler, with topolane's extender and without
 	cd $(BENCH) && go run ./cmd/topolane-bench demo

@@ -7,7 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/topolane/topolane/extender/extendertest"
 )
@@ -28,7 +27,7 @@ func scheduledPod(gpus int) *corev1.Pod {
 		"training.kubeflow.org/replica-type": "worker", "training.kubeflow.org/replica-index": "3",
 		"batch.kubernetes.io/controller-uid": "6d1c3a52-8f0e-4c1e-9d7b-2f61f1c2b0aa"}
 	pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "kubeflow.org/v1", Kind: "PyTorchJob", Name: "llama-ft",
-		UID: "6d1c3a52-8f0e-4c1e-9d7b-2f61f1c2b0aa", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
+		UID: "6d1c3a52-8f0e-4c1e-9d7b-2f61f1c2b0aa", Controller: ptr(true), BlockOwnerDeletion: ptr(true)}}
 	pod.Spec = podSpec(pod.Spec.Containers[0].Resources, gpus)
 	pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: corev1.PodQOSBurstable}
 	return pod
@@ -54,22 +53,22 @@ func podSpec(gpuResources corev1.ResourceRequirements, gpus int) corev1.PodSpec 
 			TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 		}},
 		Volumes: []corev1.Volume{
-			{Name: "dshm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(resource.MustParse("64Gi"))}}},
-			{Name: "topolane", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/run/topolane/pods", Type: ptr.To(corev1.HostPathDirectory)}}},
-			{Name: "kube-api-access-7xk2p", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{DefaultMode: ptr.To[int32](420), Sources: []corev1.VolumeProjection{
-				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{ExpirationSeconds: ptr.To[int64](3607), Path: "token"}},
+			{Name: "dshm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: ptr(resource.MustParse("64Gi"))}}},
+			{Name: "topolane", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/run/topolane/pods", Type: ptr(corev1.HostPathDirectory)}}},
+			{Name: "kube-api-access-7xk2p", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{DefaultMode: ptr[int32](420), Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{ExpirationSeconds: ptr[int64](3607), Path: "token"}},
 				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"}, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
 				{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}}}},
 			}}}},
 		},
-		RestartPolicy: corev1.RestartPolicyOnFailure, TerminationGracePeriodSeconds: ptr.To[int64](30), DNSPolicy: corev1.DNSClusterFirst,
+		RestartPolicy: corev1.RestartPolicyOnFailure, TerminationGracePeriodSeconds: ptr[int64](30), DNSPolicy: corev1.DNSClusterFirst,
 		ServiceAccountName: "default", DeprecatedServiceAccount: "default", SecurityContext: &corev1.PodSecurityContext{},
-		SchedulerName: "topolane-scheduler", Priority: ptr.To[int32](0), EnableServiceLinks: ptr.To(true),
-		PreemptionPolicy: ptr.To(corev1.PreemptLowerPriority),
+		SchedulerName: "topolane-scheduler", Priority: ptr[int32](0), EnableServiceLinks: ptr(true),
+		PreemptionPolicy: ptr(corev1.PreemptLowerPriority),
 		Tolerations: []corev1.Toleration{
 			{Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
-			{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](300)},
-			{Key: "node.kubernetes.io/unreachable", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](300)},
+			{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr[int64](300)},
+			{Key: "node.kubernetes.io/unreachable", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr[int64](300)},
 		},
 	}
 }
@@ -157,3 +156,5 @@ func managedFields() []metav1.ManagedFieldsEntry {
 		entry("kubelet", "status", `{"f:status":{"f:allocatable":{"f:cpu":{},"f:ephemeral-storage":{},"f:memory":{},"f:nvidia.com/gpu":{},"f:rdma/rdma_shared_device_a":{}},"f:capacity":{"f:ephemeral-storage":{},"f:memory":{},"f:nvidia.com/gpu":{},"f:rdma/rdma_shared_device_a":{}},"f:conditions":{"k:{\"type\":\"DiskPressure\"}":{"f:lastHeartbeatTime":{}},"k:{\"type\":\"MemoryPressure\"}":{"f:lastHeartbeatTime":{}},"k:{\"type\":\"PIDPressure\"}":{"f:lastHeartbeatTime":{}},"k:{\"type\":\"Ready\"}":{"f:lastHeartbeatTime":{},"f:lastTransitionTime":{},"f:message":{},"f:reason":{},"f:status":{}}},"f:images":{},"f:nodeInfo":{"f:bootID":{},"f:kernelVersion":{}}}}`),
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
