@@ -80,7 +80,7 @@ const (
 
 var sideNames = [2]string{"trivial (encoding/json)", "topolane"}
 
-// wireRun serves both extenders and sends them one case's requests.
+// wireRun sends one case's requests to both extenders and records how long each took.
 type wireRun struct {
 	client             *http.Client
 	urls               [2]string

@@ -98,7 +98,7 @@ func sameArgs(t *testing.T, body []byte) {
 		if length < 0 {
 			q = requests.Get().(*request)
 		}
-		ok := q.decode(w, r)
+		ok := q.decodeArgs(w, r)
 		if wantErr != nil {
 			msg := fmt.Sprintf(`{"error":%q}`, "malformed JSON: "+wantErr.Error())
 			if ok || w.Code != http.StatusBadRequest || !sameJSONText(w.Body.String(), msg) {
