@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"time"
@@ -76,8 +77,8 @@ func (s *Server) timed(verb string, h http.HandlerFunc) http.HandlerFunc {
 }
 
 // decode reads the body into v, answering the client itself when it cannot.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	err := json.NewDecoder(r.Body).Decode(v)
+func decode(w http.ResponseWriter, body io.Reader, v any) bool {
+	err := json.NewDecoder(body).Decode(v)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):

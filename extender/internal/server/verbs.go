@@ -10,38 +10,45 @@ import (
 )
 
 func (s *Server) filter(w http.ResponseWriter, r *http.Request) {
-	var args extenderv1.ExtenderArgs
-	if !decode(w, r, &args) {
+	q, ok := readArgs(w, r)
+	if !ok {
 		return
 	}
-	res, err := s.ext.Filter(&args)
+	defer q.release()
+	res, err := s.ext.Filter(&q.args)
 	if err != nil {
 		writeJSON(w, status(err), extenderv1.ExtenderFilterResult{Error: err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
-	scheduler.ReleaseFilter(res)
+	defer scheduler.ReleaseFilter(res)
+	if q.out, err = q.appendFilterResult(q.out[:0], res); err != nil {
+		writeJSON(w, http.StatusInternalServerError, extenderv1.ExtenderFilterResult{Error: "encoding the answer: " + err.Error()})
+		return
+	}
+	writeAnswer(w, q)
 }
 
 func (s *Server) prioritize(w http.ResponseWriter, r *http.Request) {
-	var args extenderv1.ExtenderArgs
-	if !decode(w, r, &args) {
+	q, ok := readArgs(w, r)
+	if !ok {
 		return
 	}
-	list, err := s.ext.Prioritize(&args)
+	defer q.release()
+	list, err := s.ext.Prioritize(&q.args)
 	if err != nil {
 		writeMessage(w, status(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, list)
+	q.out = appendPriorities(q.out[:0], list)
 	scheduler.ReleasePriorities(list)
+	writeAnswer(w, q)
 }
 
 // bind answers a conflict (the node can no longer take the pod) with 200 and the reason in the
 // result's Error, which the scheduler puts in the pod's events; bad input gets a 4xx.
 func (s *Server) bind(w http.ResponseWriter, r *http.Request) {
 	var args extenderv1.ExtenderBindingArgs
-	if !decode(w, r, &args) {
+	if !decode(w, r.Body, &args) {
 		return
 	}
 	if args.PodName == "" || args.PodNamespace == "" || args.Node == "" {
