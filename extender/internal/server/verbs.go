@@ -71,7 +71,7 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request) {
 // the pod needs.
 func (s *Server) preempt(w http.ResponseWriter, r *http.Request) {
 	var args extenderv1.ExtenderPreemptionArgs
-	if !decode(w, r, &args) {
+	if !decode(w, r.Body, &args) {
 		return
 	}
 	res, err := s.ext.Preempt(&args)

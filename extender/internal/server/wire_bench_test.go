@@ -379,7 +379,7 @@ func nodeNames(args *extenderv1.ExtenderArgs) []string {
 }
 
 func newExtender(store *state.Store) *scheduler.Extender {
-	return scheduler.New(store, fake.NewClientset(), scheduler.Config{Weights: placement.DefaultWeights, NoPF: scheduler.NoPFReject}, nil)
+	return scheduler.New(store, fake.NewClientset(), scheduler.Config{NoPF: scheduler.NoPFReject}, nil)
 }
 
 // gpusOf is node i's GPUs: four DGX H100s to one PCIe server.
@@ -395,7 +395,7 @@ func gpusOf(i int) int {
 // one-GPU pods holding a macvlan (the PCIe servers are then full, the DGXs half full). A 2-GPU
 // pod passes the DGXs and is refused by the PCIe servers.
 func wireCluster(n int) (*state.Store, []string) {
-	store := state.New(state.DefaultGPUResources)
+	store := state.New(state.DefaultGPUResources, placement.DefaultWeights, nil)
 	names := make([]string, n)
 	dgx, pcie := topologytest.DGXH100(), topologytest.PCIeServer()
 	for i := range names {
@@ -410,8 +410,9 @@ func wireCluster(n int) (*state.Store, []string) {
 		for j := range 8 {
 			pod := extendertest.Pod("ns", fmt.Sprintf("p-%05d", j*n+i), 0)
 			if j < 4 {
-				alloc := v1alpha1.Allocation{Node: names[i], Kind: placement.KindMacvlan, NIC: nic, Device: nic}
-				pod = extendertest.Pod("ns", fmt.Sprintf("p-%05d", j*n+i), 1, v1alpha1.AnnotationAllocation, alloc.String())
+				pod = extendertest.Pod("ns", fmt.Sprintf("p-%05d", j*n+i), 1)
+				alloc := v1alpha1.Allocation{Node: names[i], PodUID: pod.UID, Devices: []v1alpha1.Device{{Rail: 1, Kind: placement.KindMacvlan, NIC: nic, Device: nic}}}
+				pod.Annotations[v1alpha1.AnnotationAllocation] = alloc.String()
 			}
 			pod.Spec.NodeName = names[i]
 			store.SetPodInfo(state.NewPodInfo(pod, state.DefaultGPUResources))
