@@ -18,22 +18,32 @@ type step struct {
 	run  func(d *Device) error
 }
 
-// do takes the steps in phases. Before a phase the record is journaled with the phase's last
-// step: after a crash anywhere in it, for any device, undo treats every step of the phase as
-// possibly taken (each undo is harmless if its step was not). Five writes an ADD, each an fsync,
+// do takes the steps, every device in turn. The record is journaled once before the first step,
+// saying that every step may have been taken: after a crash anywhere, undo reverses them all, and
+// each undo is harmless if its step was not taken (what undo restores, the device's name, MAC,
+// alias and state, was read before). It is journaled once more when all is done, with what CHECK
+// and a repeated ADD read (the addresses, the MACs given). Two writes an ADD, each an fsync,
 // whatever the number of devices.
 func (a *Attacher) do(ctx context.Context, r *Record) error {
-	phases := [][]step{
-		{{StepChosen, func(*Device) error { return nil }}, {StepIPAM, func(d *Device) error { return a.ipam(ctx, r, d) }}},
-		{{StepHostName, a.prepareOnHost}, {StepVFConfig, func(d *Device) error { return a.configureVF(ctx, r, d) }}},
-		{{StepMoved, func(d *Device) error { return a.move(r, d) }},
-			{StepRenamed, func(d *Device) error { return a.Kernel.Rename(r.Netns, d.TempName, d.IfName) }},
-			{StepConfigured, func(d *Device) error { return a.configure(r, d) }},
-			{StepShaped, func(d *Device) error { return a.shape(ctx, d) }}},
-		{{StepAccel, func(*Device) error { return nil }}},
+	steps := []step{
+		{StepIPAM, func(d *Device) error { return a.ipam(ctx, r, d) }},
+		{StepHostName, a.prepareOnHost},
+		{StepVFConfig, func(d *Device) error { return a.configureVF(ctx, r, d) }},
+		{StepMoved, func(d *Device) error { return a.move(r, d) }},
+		{StepConfigured, func(d *Device) error { return a.configure(r, d) }},
+		{StepShaped, func(d *Device) error { return a.shape(ctx, d) }},
 	}
-	for _, phase := range phases {
-		if err := a.runPhase(r, phase); err != nil {
+	r.Step = StepAccel
+	if err := a.Journal.Save(r); err != nil {
+		return err
+	}
+	for _, s := range steps {
+		if s.step == StepVFConfig {
+			if err := fillVFIdentities(r); err != nil {
+				return err
+			}
+		}
+		if err := a.runStep(r, s); err != nil {
 			return err
 		}
 	}
@@ -45,27 +55,17 @@ func (a *Attacher) do(ctx context.Context, r *Record) error {
 	return a.Journal.Save(r)
 }
 
-func (a *Attacher) runPhase(r *Record, phase []step) error {
-	r.Step = phase[len(phase)-1].step
-	if r.Step == StepVFConfig {
-		if err := fillVFIdentities(r); err != nil {
-			return err
-		}
-	}
-	if err := a.Journal.Save(r); err != nil {
-		return err
-	}
-	for _, s := range phase {
-		for i := range r.Devices {
-			if err := s.run(&r.Devices[i]); err != nil {
-				if s.step == StepIPAM {
-					noAddresses(r.Devices[i:]) // a failed IPAM ADD holds nothing (CNI spec), and the rest were not asked
-					return coded(CodeIPAM, err)
-				}
-				return fmt.Errorf("%s of %s %s: %w", s.step, r.Devices[i].Kind, r.Devices[i].Device, err)
+// runStep takes one step for every device.
+func (a *Attacher) runStep(r *Record, s step) error {
+	for i := range r.Devices {
+		if err := s.run(&r.Devices[i]); err != nil {
+			if s.step == StepIPAM {
+				noAddresses(r.Devices[i:]) // a failed IPAM ADD holds nothing (CNI spec), and the rest were not asked
+				return coded(CodeIPAM, err)
 			}
-			a.after("add", s.step, i)
+			return fmt.Errorf("%s of %s %s: %w", s.step, r.Devices[i].Kind, r.Devices[i].Device, err)
 		}
+		a.after("add", s.step, i)
 	}
 	return nil
 }
@@ -163,11 +163,11 @@ func (a *Attacher) configureVF(ctx context.Context, r *Record, d *Device) error 
 	}
 	err := shaping.ApplyVFCeiling(a.Kernel, *d.VFCeiling)
 	if errors.Is(err, shaping.ErrVFRateUnsupported) {
-		d.VFCeiling.Unsupported = true
+		d.VFCeiling.Unsupported = true // journaled with the rest when ADD is done
 		if a.Reporter != nil {
 			a.Reporter.Warn(ctx, r, "VFRateUnsupported", err.Error())
 		}
-		return a.Journal.Save(r)
+		return nil
 	}
 	return err
 }
@@ -183,14 +183,15 @@ func (a *Attacher) setVFIdentity(d *Device, mac, nodeGUID, portGUID string) erro
 	return a.Kernel.SetVFMAC(d.PF, d.VFIndex, m)
 }
 
-// move moves the device, and in exclusive mode its RDMA device, into the pod's namespace.
+// move moves the device, and in exclusive mode its RDMA device, into the pod's namespace, where
+// it takes its name in the same request.
 func (a *Attacher) move(r *Record, d *Device) error {
 	if d.MoveRDMA {
 		if err := a.Kernel.MoveRDMA(netbind.Host, d.RDMA, r.Netns); err != nil {
 			return err
 		}
 	}
-	return a.Kernel.Move(netbind.Host, d.TempName, r.Netns)
+	return a.Kernel.Move(netbind.Host, d.TempName, r.Netns, d.IfName)
 }
 
 // configure gives the device inside the pod its MAC (an Ethernet VF), addresses and routes, and

@@ -14,7 +14,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(child()) // this binary, run again as a killed agent (crash_test.go)
 	}
-	os.Exit(attachtest.Main(m, &cniPath))
+	os.Exit(attachtest.Main(m, &cniPath, buildHostDevice))
 }
 
 func newEnv(t testing.TB) *attachtest.Env { return attachtest.New(t, cniPath) }

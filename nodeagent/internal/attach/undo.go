@@ -162,12 +162,7 @@ func (a *Attacher) leavePod(r *Record, d *Device) error {
 	if err := k.SetUp(r.Netns, name, false); err != nil {
 		return err
 	}
-	if name != d.TempName {
-		if err := k.Rename(r.Netns, name, d.TempName); err != nil {
-			return err
-		}
-	}
-	return k.Move(r.Netns, d.TempName, netbind.Host)
+	return k.Move(r.Netns, name, netbind.Host, d.TempName)
 }
 
 // homeName is the device's netdev in the host namespace, waiting a while for one the kernel is
