@@ -10,14 +10,17 @@ import (
 	"github.com/topolane/topolane/bench/internal/sim"
 )
 
+// plotNote says what the bandwidth is.
+const plotNote = "NIC bandwidth per GPU: a pod's devices' link speed ÷ its GPUs; a VF or macvlan counts its NIC's speed ÷ the shares of that NIC in use, over the pod's run. GDR: device PXB or nearer to the GPU."
+
 var colors = []string{"#1b9e77", "#d95f02", "#7570b3", "#e7298a"}
 
 // Plot geometry, in SVG units: four panels in two rows.
 const (
 	plotW, plotH = 520, 260
 	marginL      = 60
-	marginT      = 50
-	gapX, gapY   = 90, 110
+	marginT      = 70
+	gapX, gapY   = 90, 120
 )
 
 // WritePlot draws, as one SVG: GPU utilisation over time for each policy and the placement
@@ -31,13 +34,14 @@ func WritePlot(w io.Writer, title string, runs []sim.Result, ms []Metrics) error
 	utilisationPanel(&b, runs, marginL, marginT)
 	barPanel(&b, x1, marginT, "What the pods got (%)", percent, sharesGroups(), ms)
 	gb := gbpsScale(ms)
-	barPanel(&b, marginL, y1, "NIC bandwidth per GPU (Gb/s; a share counts its NIC's speed ÷ the shares in use)", gb, bandwidthGroups(), ms)
+	barPanel(&b, marginL, y1, "NIC bandwidth per GPU over the pods (Gb/s)", gb, bandwidthGroups(), ms)
 	barPanel(&b, x1, y1, "Mean NIC bandwidth per GPU by pod size (Gb/s)", gb, sizeGroups(ms), ms)
 	for i, m := range ms { // legend
 		x := marginL + i*200
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="14" height="14" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
 			x, y1+plotH+50, colors[i%len(colors)], x+20, y1+plotH+62, html.EscapeString(m.Policy))
 	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11">%s</text>`+"\n", marginL, y1+plotH+84, html.EscapeString(plotNote))
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -64,7 +68,7 @@ func gbpsScale(ms []Metrics) scale {
 }
 
 func axes(b *strings.Builder, x0, y0 int, title string, sc scale) {
-	fmt.Fprintf(b, `<text x="%d" y="%d" font-weight="bold">%s</text>`+"\n", x0, y0-10, html.EscapeString(title))
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-weight="bold">%s</text>`+"\n", x0, y0-20, html.EscapeString(title))
 	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/><line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n",
 		x0, y0, x0, y0+plotH, x0, y0+plotH, x0+plotW, y0+plotH)
 	for q := 0; q <= 4; q++ {
@@ -97,7 +101,8 @@ func utilisationPanel(b *strings.Builder, runs []sim.Result, x0, y0 int) {
 	}
 }
 
-// group is a cluster of bars, one per policy; ok is false where a policy has no value.
+// group is a cluster of bars, one per policy; ok is false where a policy has no value. Its label
+// may have several lines.
 type group struct {
 	label string
 	value func(Metrics) (v float64, ok bool)
@@ -113,9 +118,9 @@ func known(f func(Metrics) float64) func(Metrics) (float64, bool) {
 
 func sharesGroups() []group {
 	return []group{
-		{"full-node pods, whole PFs", known(func(m Metrics) float64 { return Share(m.FullNodePF, m.FullNode) })},
-		{"NIC ≤ PXB when one was free", known(func(m Metrics) float64 { return Share(m.Near, m.NearPossible) })},
-		{"GPUs with GDR (≤ PXB)", known(func(m Metrics) float64 { return m.Network.GDR })},
+		{"full-node pods\nwith whole PFs", known(func(m Metrics) float64 { return Share(m.FullNodePF, m.FullNode) })},
+		{"NIC ≤ PXB when\none was free", known(func(m Metrics) float64 { return Share(m.Near, m.NearPossible) })},
+		{"GPUs with a\nGDR path (≤ PXB)", known(func(m Metrics) float64 { return m.Network.GDR })},
 		{"GPU utilisation", known(func(m Metrics) float64 { return m.Utilisation })},
 	}
 }
@@ -155,7 +160,9 @@ func barPanel(b *strings.Builder, x0, y0 int, title string, sc scale, groups []g
 			fmt.Fprintf(b, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/><text x="%d" y="%d" text-anchor="middle" font-size="10">%s</text>`+"\n",
 				x, y0+plotH-h, barW-2, h, colors[i%len(colors)], x+barW/2, y0+plotH-h-3, label(v))
 		}
-		fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle" font-size="11">%s</text>`+"\n", gx+(groupW-20)/2, y0+plotH+16, html.EscapeString(group.label))
+		for l, line := range strings.Split(group.label, "\n") {
+			fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle" font-size="11">%s</text>`+"\n", gx+(groupW-20)/2, y0+plotH+16+l*14, html.EscapeString(line))
+		}
 	}
 }
 

@@ -84,7 +84,7 @@ func TestTableAndPlot(t *testing.T) {
 	if err := WritePlot(&svg, "a <title>", runs, ms); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"NIC bandwidth per GPU", "8-GPU pods", "GPUs with GDR", sim.PolicyOneNIC} {
+	for _, want := range []string{"NIC bandwidth per GPU", "8-GPU pods", "GDR path", sim.PolicyOneNIC} {
 		if !strings.Contains(svg.String(), want) {
 			t.Errorf("the plot has no %q", want)
 		}
