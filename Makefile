@@ -78,8 +78,8 @@ bench: ## benchmarks, 5 runs each (compare runs with benchstat)
 fuzz: ## fuzz the sysfs reader for 60s
 	go test ./nodeagent/internal/discovery -run '^$$' -fuzz FuzzSysfsAttributes -fuzztime 60s
 
-bench-placement: ## placement quality: topolane against two baselines on bench/scenarios/default.yaml; writes placement.svg
-	cd $(BENCH) && go run ./cmd/topolane-bench placement --plot $(CURDIR)/placement.svg
+bench-placement: ## placement quality: topolane against one NIC per pod and two baselines on bench/scenarios/default.yaml; writes bench/placement.svg
+	cd $(BENCH) && go run ./cmd/topolane-bench placement --plot placement.svg
 
 bench-throughput: ## the real kube-scheduler on 5,000 simulated nodes, with and without the extender
 	cd $(BENCH) && go run ./cmd/topolane-bench throughput

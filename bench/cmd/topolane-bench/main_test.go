@@ -30,10 +30,13 @@ func TestPlacementCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, policy := range []string{"topolane", "default-like", "numa-only"} {
-		if !strings.Contains(out, policy) {
-			t.Errorf("no row for %s:\n%s", policy, out)
+	for _, policy := range []string{"topolane", "one-nic-per-pod", "default-like", "numa-only"} {
+		if n := regexp.MustCompile(`(?m)^\s+`+policy+`\s`).FindAllStringIndex(out, -1); len(n) != 2 {
+			t.Errorf("want a row for %s in both tables, got %d:\n%s", policy, len(n), out)
 		}
+	}
+	if !regexp.MustCompile(`NIC bandwidth per GPU, topolane ÷ one-nic-per-pod: mean \d+\.\d\d×`).MatchString(out) {
+		t.Errorf("no ratio of bandwidth per GPU:\n%s", out)
 	}
 	if svg, err := os.ReadFile(plot); err != nil || !strings.HasPrefix(string(svg), "<svg") {
 		t.Errorf("plot %s: %v", plot, err)
@@ -46,8 +49,15 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "job-0007") || !regexp.MustCompile(`topolane\s+\d+/8`).MatchString(out) {
-		t.Errorf("demo output:\n%s", out)
+	for _, want := range []string{
+		`job-0007`,
+		`job-0002\s+8\s+-\s+dgx-h100-\d+\s+8×pf\s+PIX`, // an 8-GPU pod gets the PF of each of its 8 rails
+		`topolane\s+\d+/8`,
+		`one-nic-per-pod\s+\d+\s+\d+\.\d`, // the network table
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("demo output has no %q:\n%s", want, out)
+		}
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/topolane/topolane/bench/internal/scenario"
 	"github.com/topolane/topolane/bench/internal/sim"
 	"github.com/topolane/topolane/extender/embedded"
-	"github.com/topolane/topolane/topology/placement"
 )
 
 // scenarioDir is bench/scenarios, wherever the command runs from.
@@ -55,15 +54,18 @@ func placementCmd(args []string) error {
 	return nil
 }
 
-// compare replays the scenario's trace under topolane and both baselines.
+// compare replays the scenario's trace under topolane (a device per rail), topolane with one
+// device per pod (before rails), and the two baselines.
 func compare(sc *scenario.Scenario, progress *os.File) ([]sim.Result, []report.Metrics, error) {
 	nodes, jobs := sc.Cluster(), sc.Trace()
 	largest := 0
 	for _, n := range nodes {
 		largest = max(largest, len(n.Machine.Node().GPUs))
 	}
+	cfg := embedded.Config{NoPF: embedded.NoPFReject}
 	policies := []sim.Policy{
-		sim.NewTopolane(nodes, embedded.Config{Weights: placement.DefaultWeights, NoPF: embedded.NoPFReject}, sc.Seed),
+		sim.NewTopolane(nodes, cfg, sc.Seed),
+		sim.NewOneNIC(nodes, cfg, sc.Seed),
 		sim.NewDefaultLike(sc.Seed),
 		sim.NewNUMAOnly(sc.Seed),
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/topolane/topolane/extender/e2e/kubesched"
 	"github.com/topolane/topolane/extender/embedded"
 	"github.com/topolane/topolane/extender/extendertest"
+	"github.com/topolane/topolane/topology"
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
-	"github.com/topolane/topolane/topology/placement"
 )
 
 // Scheduler names of the two profiles: the same scheduler with and without the extender.
@@ -36,10 +36,11 @@ const Namespace = "bench"
 
 // Cluster is a simulated cluster with both schedulers and the extender running.
 type Cluster struct {
-	Client  *fake.Clientset
-	dyn     *dynamicfake.FakeDynamicClient
-	Latency *Latency
-	writes  int
+	Client    *fake.Clientset
+	dyn       *dynamicfake.FakeDynamicClient
+	Latency   *Latency
+	writes    int
+	published map[string]*topology.Node // nodes whose NodeTopology lists attachments
 }
 
 // pace lets the watchers catch up after every few writes: the fake clientset's watch channels
@@ -54,14 +55,14 @@ func (c *Cluster) pace() {
 // events), then starts the extender and both schedulers; they run until ctx ends.
 func Start(ctx context.Context, nodes []scenario.Node) (*Cluster, error) {
 	c := &Cluster{Client: fake.NewClientset(), Latency: &Latency{by: map[string][]time.Duration{}},
-		dyn: extendertest.DynamicClient()}
+		dyn: extendertest.DynamicClient(), published: map[string]*topology.Node{}}
 	extendertest.BindLikeTheAPIServer(c.Client)
 	for _, n := range nodes {
 		if err := c.addNode(ctx, n); err != nil {
 			return nil, err
 		}
 	}
-	ext := embedded.New(c.Client, embedded.Config{Weights: placement.DefaultWeights, NoPF: embedded.NoPFReject})
+	ext := embedded.New(c.Client, embedded.Config{NoPF: embedded.NoPFReject})
 	if err := ext.Watch(ctx, c.Client, c.dyn, time.Minute); err != nil {
 		return nil, fmt.Errorf("the extender's informers did not sync: %w", err)
 	}
@@ -91,11 +92,12 @@ func (c *Cluster) addNode(ctx context.Context, n scenario.Node) error {
 	return nil
 }
 
-// CreatePod creates a pod for the job under the named scheduler.
-func (c *Cluster) CreatePod(ctx context.Context, job scenario.Job, schedulerName string) error {
-	var annotations []string
+// CreatePod creates a pod for the job under the named scheduler, with the annotations given
+// (key, value, ...) beside the job's own.
+func (c *Cluster) CreatePod(ctx context.Context, job scenario.Job, schedulerName string, annotations ...string) error {
+	annotations = slices.Clone(annotations)
 	if job.NIC != "" {
-		annotations = []string{v1alpha1.AnnotationNIC, job.NIC}
+		annotations = append(annotations, v1alpha1.AnnotationNIC, job.NIC)
 	}
 	pod := extendertest.Pod(Namespace, job.Name, job.GPUs, annotations...)
 	pod.Spec.SchedulerName = schedulerName
@@ -139,8 +141,56 @@ func (c *Cluster) WaitBound(ctx context.Context, names []string, timeout time.Du
 	return bound
 }
 
-// DeleteAll deletes every pod (one by one: the fake clientset does not delete collections).
+// Publish is the agent's NodeTopology update: the node with the devices attached to its pods.
+func (c *Cluster) Publish(ctx context.Context, n *topology.Node, attachments []v1alpha1.Attachment) error {
+	u, err := v1alpha1.ToUnstructured(extendertest.TopologyOf(n, attachments...))
+	if err == nil {
+		c.pace()
+		_, err = c.dyn.Resource(v1alpha1.GroupVersionResource).Update(ctx, u, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("publishing the NodeTopology of %s: %w", n.Name, err)
+	}
+	c.published[n.Name] = n
+	return nil
+}
+
+// WaitScheduled waits until the scheduler has bound the pod (true) or marked it unschedulable
+// (false), or timeout ends (false).
+func (c *Cluster) WaitScheduled(ctx context.Context, name string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if p, err := c.Pod(ctx, name); err == nil {
+			if p.Spec.NodeName != "" {
+				return true
+			}
+			if unschedulable(p) {
+				return false
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+func unschedulable(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return true
+		}
+	}
+	return false
+}
+
+// DeleteAll deletes every pod (one by one: the fake clientset does not delete collections) and
+// the attachments published for them.
 func (c *Cluster) DeleteAll(ctx context.Context) error {
+	for _, n := range c.published {
+		if err := c.Publish(ctx, n, nil); err != nil {
+			return err
+		}
+		delete(c.published, n.Name)
+	}
 	pods, err := c.Client.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err

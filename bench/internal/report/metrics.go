@@ -2,6 +2,9 @@
 package report
 
 import (
+	"math"
+	"slices"
+
 	"github.com/topolane/topolane/bench/internal/sim"
 	"github.com/topolane/topolane/topology"
 	"github.com/topolane/topolane/topology/placement"
@@ -13,10 +16,10 @@ type Metrics struct {
 	Jobs   int
 	Placed int
 	// FullNode counts placed pods that took every GPU of their node; FullNodePF those of them
-	// that got a whole PF.
+	// that got whole PFs only.
 	FullNode, FullNodePF int
-	// NearPossible counts placed pods for which a NIC at PXB or nearer had something free;
-	// Near those of them whose device is at PXB or nearer.
+	// NearPossible counts placed pods for which a NIC at PXB or nearer to all their GPUs had
+	// something free; Near those of them whose devices are all at PXB or nearer to their GPUs.
 	NearPossible, Near int
 	// FullNodePending are full-node pods (by GPU count: as many GPUs as the largest node has)
 	// still waiting at the end; FullNodeWait their mean wait in seconds, the pending ones counted
@@ -25,6 +28,29 @@ type Metrics struct {
 	FullNodeWait    float64
 	// Utilisation is the time-weighted share of GPUs in use.
 	Utilisation float64
+	// Network is what the placed pods that want a NIC (all but topolane.io/nic: none) got of one.
+	Network Network
+}
+
+// Network is the NIC bandwidth per GPU and the GPUDirect RDMA paths pods got.
+type Network struct {
+	Pods int
+	// Bandwidth per GPU in Gbit/s over the pods: the sum of a pod's devices' bandwidth (a share
+	// counting its NIC's speed divided by the shares of that NIC in use, averaged over the time
+	// the pod ran) divided by its GPUs; 0 for a pod without an RDMA device.
+	Mean, P10, Median float64
+	// BySize is the mean by pod size, smallest first.
+	BySize []SizeMean
+	// GDR is the mean share of a pod's GPUs whose device is at PXB or nearer, in percent: NCCL
+	// uses GPUDirect RDMA on those.
+	GDR float64
+}
+
+// SizeMean is the mean bandwidth per GPU of the pods of one size.
+type SizeMean struct {
+	GPUs int
+	Pods int
+	Mean float64
 }
 
 // Share is part/whole in percent, or -1 when whole is 0.
@@ -50,28 +76,90 @@ func Measure(r sim.Result, largestNode int) Metrics {
 				waited += r.Horizon - o.Job.Arrival
 			}
 		}
-		if !o.Placed {
-			continue
-		}
-		m.Placed++
-		if o.FullNode {
-			m.FullNode++
-			if o.Device.Kind == placement.KindPF {
-				m.FullNodePF++
-			}
-		}
-		if o.NearFree {
-			m.NearPossible++
-			if o.Device.Kind != "" && !topology.PXB.Nearer(o.Level) {
-				m.Near++
-			}
+		if o.Placed {
+			m.count(o)
 		}
 	}
 	if fullNodeJobs > 0 {
 		m.FullNodeWait = waited / float64(fullNodeJobs)
 	}
 	m.Utilisation = utilisation(r)
+	m.Network = network(r.Outcomes)
 	return m
+}
+
+// count adds a placed pod.
+func (m *Metrics) count(o sim.Outcome) {
+	m.Placed++
+	if o.FullNode {
+		m.FullNode++
+		if o.AllPF() {
+			m.FullNodePF++
+		}
+	}
+	if o.NearFree {
+		m.NearPossible++
+		if len(o.Devices) > 0 && !topology.PXB.Nearer(o.Level) {
+			m.Near++
+		}
+	}
+}
+
+// network measures the placed pods that want a NIC.
+func network(outcomes []sim.Outcome) Network {
+	var n Network
+	var perGPU []float64
+	bySize := map[int][]float64{}
+	gdr := 0.0
+	for _, o := range outcomes {
+		if !o.Placed || o.Job.GPUs <= 0 || o.Job.NIC == string(placement.ModeNone) {
+			continue
+		}
+		bw := o.Bandwidth / 1000 / float64(o.Job.GPUs)
+		perGPU = append(perGPU, bw)
+		bySize[o.Job.GPUs] = append(bySize[o.Job.GPUs], bw)
+		gdr += 100 * float64(o.GDRGPUs) / float64(o.Job.GPUs)
+	}
+	n.Pods = len(perGPU)
+	if n.Pods == 0 {
+		return n
+	}
+	n.Mean, n.GDR = mean(perGPU), gdr/float64(n.Pods)
+	slices.Sort(perGPU)
+	n.P10, n.Median = percentile(perGPU, 10), percentile(perGPU, 50)
+	sizes := make([]int, 0, len(bySize))
+	for s := range bySize {
+		sizes = append(sizes, s)
+	}
+	slices.Sort(sizes)
+	for _, s := range sizes {
+		n.BySize = append(n.BySize, SizeMean{GPUs: s, Pods: len(bySize[s]), Mean: mean(bySize[s])})
+	}
+	return n
+}
+
+func mean(xs []float64) float64 {
+	sum := 0.0
+	for _, x := range xs {
+		sum += x
+	}
+	return sum / float64(len(xs))
+}
+
+// percentile is the nearest-rank percentile p of sorted values.
+func percentile(sorted []float64, p float64) float64 {
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	return sorted[min(max(rank-1, 0), len(sorted)-1)]
+}
+
+// SizeMean returns the mean bandwidth per GPU of pods of the size, and whether there were any.
+func (n Network) SizeMean(gpus int) (float64, bool) {
+	for _, s := range n.BySize {
+		if s.GPUs == gpus {
+			return s.Mean, true
+		}
+	}
+	return 0, false
 }
 
 // utilisation integrates GPUs in use over [0, horizon].

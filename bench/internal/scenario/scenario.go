@@ -24,7 +24,7 @@ type Scenario struct {
 }
 
 // NodeGroup is Count nodes built like a fixture machine (see topologytest: dgx-h100,
-// pcie-server, single-socket, no-sriov, no-gpu).
+// pcie-server, pcie-one-nic, single-socket, no-sriov, no-gpu).
 type NodeGroup struct {
 	Machine string `json:"machine"`
 	Count   int    `json:"count"`
@@ -73,7 +73,7 @@ func Load(path string) (*Scenario, error) {
 }
 
 func (s *Scenario) validate() error {
-	machines := topologytest.All()
+	machines := Machines()
 	if len(s.Nodes) == 0 {
 		return fmt.Errorf("no nodes: add a nodes list of {machine, count}")
 	}
@@ -114,9 +114,18 @@ func (s *Scenario) validate() error {
 	return nil
 }
 
+// Machines are the fixture machines a scenario may name: topologytest's, and the PCIe server
+// with one NIC per socket (two GPUs per rail).
+func Machines() map[string]topologytest.Machine {
+	ms := topologytest.All()
+	one := topologytest.PCIeServerOneNIC()
+	ms[one.Name] = one
+	return ms
+}
+
 // Cluster generates the nodes, named after their machine.
 func (s *Scenario) Cluster() []Node {
-	machines := topologytest.All()
+	machines := Machines()
 	var nodes []Node
 	for _, g := range s.Nodes {
 		for i := range g.Count {

@@ -37,9 +37,9 @@ func best(r *rand.Rand, nodes []*Node, score func(*Node) int64) *Node {
 }
 
 // DefaultLike is the default scheduler counting GPUs only: any node with enough free GPUs,
-// spread by LeastAllocated; kubelet gives the first free GPUs, and the SR-IOV device plugin any
-// free device (a VF, or a NIC without VFs whole), topology unseen. With none free the pod still
-// runs, without an RDMA device.
+// spread by LeastAllocated; kubelet gives the first free GPUs, and the SR-IOV device plugin one
+// free device per pod (a VF, or a NIC without VFs whole), topology unseen. With none free the
+// pod still runs, without an RDMA device.
 type DefaultLike struct{ rand *rand.Rand }
 
 // NewDefaultLike makes the baseline with a seeded tie-breaker.
@@ -55,7 +55,8 @@ func (d *DefaultLike) Place(c *Cluster, job scenario.Job) (Placement, bool) {
 	if n == nil {
 		return Placement{}, false
 	}
-	return Placement{Node: n.Name, GPUs: n.LowestFreeGPUs(job.GPUs), Device: d.Device(n)}, true
+	gpus := n.LowestFreeGPUs(job.GPUs)
+	return Placement{Node: n.Name, GPUs: gpus, Devices: n.Serving(d.Device(n), gpus)}, true
 }
 
 // Device is the device plugin's pick on a node: any free device.
@@ -127,13 +128,14 @@ func (p *NUMAOnly) align(n *Node, gpus int) (Placement, bool) {
 		}
 		devs := onNUMA(n, n.Devices(), numa)
 		if len(free) == gpus && len(devs) > 0 {
-			return Placement{Node: n.Name, GPUs: free, Device: anyOf(p.rand, devs)}, true
+			return Placement{Node: n.Name, GPUs: free, Devices: n.Serving(anyOf(p.rand, devs), free)}, true
 		}
 	}
 	if fitsOne { // it could be aligned, so it must be: wait
 		return Placement{}, false
 	}
-	return Placement{Node: n.Name, GPUs: n.LowestFreeGPUs(gpus), Device: anyOf(p.rand, n.Devices())}, true
+	free := n.LowestFreeGPUs(gpus)
+	return Placement{Node: n.Name, GPUs: free, Devices: n.Serving(anyOf(p.rand, n.Devices()), free)}, true
 }
 
 func onNUMA(n *Node, devs []placement.Allocation, numa int) []placement.Allocation {

@@ -20,9 +20,11 @@ type Policy interface {
 
 // Placement is where a pod runs and what it got.
 type Placement struct {
-	Node   string
-	GPUs   []int                // indexes into the node's GPUs
-	Device placement.Allocation // Kind is empty when the pod got no RDMA device
+	Node string
+	GPUs []int // indexes into the node's GPUs
+	// Devices are its NIC devices, each with the GPUs it serves (PCI addresses); none when the
+	// pod got no RDMA device.
+	Devices []placement.Allocation
 }
 
 // Outcome is what became of one job.
@@ -31,10 +33,25 @@ type Outcome struct {
 	Placed   bool
 	Start    float64
 	Node     string
-	Device   placement.Allocation
+	Devices  []placement.Allocation
 	FullNode bool           // it took every GPU of its node
-	Level    topology.Level // from its device's NIC to its farthest GPU; 0 without a device
-	NearFree bool           // a NIC at PXB or nearer to its GPUs had something free when it started
+	Level    topology.Level // the farthest from a device's NIC to a GPU it serves; 0 without a device
+	NearFree bool           // a NIC at PXB or nearer to all its GPUs had something free when it started
+	// GDRGPUs counts its GPUs whose device is at PXB or nearer: NCCL uses GPUDirect RDMA there.
+	GDRGPUs int
+	// Bandwidth is its devices' NIC bandwidth in Mbit/s, averaged over the time it ran (up to the
+	// end of the trace): a share counts its NIC's speed divided by the shares of that NIC in use.
+	Bandwidth float64
+}
+
+// AllPF reports whether the pod got whole PFs only (at least one).
+func (o Outcome) AllPF() bool {
+	for _, d := range o.Devices {
+		if d.Kind != placement.KindPF {
+			return false
+		}
+	}
+	return len(o.Devices) > 0
 }
 
 // Sample is the cluster's GPU use at a moment.
@@ -68,9 +85,9 @@ func Run(p Policy, nodes []scenario.Node, jobs []scenario.Job, progress func(don
 		if running.Len() > 0 && running[0].at <= jobs[next].Arrival {
 			f := heap.Pop(&running).(finish)
 			now = f.at
-			out := res.Outcomes[f.job]
-			c.Node(out.Node).give(jobs[f.job].Name, f.gpus)
-			p.Finished(c, jobs[f.job], Placement{Node: out.Node, GPUs: f.gpus, Device: out.Device})
+			out := &res.Outcomes[f.job]
+			out.Bandwidth = c.Finish(jobs[f.job].Name, out.Node, f.gpus, now)
+			p.Finished(c, jobs[f.job], Placement{Node: out.Node, GPUs: f.gpus, Devices: out.Devices})
 		} else {
 			now = jobs[next].Arrival
 			res.Outcomes[next].Job = jobs[next]
@@ -87,7 +104,17 @@ func Run(p Policy, nodes []scenario.Node, jobs []scenario.Job, progress func(don
 		_, used := c.GPUs()
 		res.Samples = append(res.Samples, Sample{Time: now, GPUsUsed: used})
 	}
+	res.SetBandwidth(c.Stop(res.Horizon))
 	return res, nil
+}
+
+// SetBandwidth fills in the bandwidth of the jobs still running at the end, by name.
+func (r *Result) SetBandwidth(running map[string]float64) {
+	for i := range r.Outcomes {
+		if bw, ok := running[r.Outcomes[i].Job.Name]; ok {
+			r.Outcomes[i].Bandwidth = bw
+		}
+	}
 }
 
 // placePending tries every pending job in arrival order and returns those still waiting.
@@ -111,18 +138,53 @@ func placePending(c *Cluster, p Policy, jobs []scenario.Job, pending []int, now 
 	return waiting, nil
 }
 
-// Record gives a job what it was placed with and says what it got.
+// Record gives a job what it was placed with and says what it got; its bandwidth is known when
+// it finishes (Finish) or the trace ends (Stop).
 func (c *Cluster) Record(job scenario.Job, pl Placement, now float64) (Outcome, error) {
 	node := c.Node(pl.Node)
 	if node == nil || len(pl.GPUs) != job.GPUs {
 		return Outcome{}, fmt.Errorf("%s: placed on node %q with GPUs %v, wants %d", job.Name, pl.Node, pl.GPUs, job.GPUs)
 	}
-	out := Outcome{Job: job, Placed: true, Start: now, Node: pl.Node, Device: pl.Device,
+	out := Outcome{Job: job, Placed: true, Start: now, Node: pl.Node, Devices: pl.Devices,
 		FullNode: job.GPUs == len(node.Topo.GPUs), NearFree: node.NearFree(pl.GPUs)}
-	if pl.Device.Kind != "" {
-		out.Level = node.Level(pl.Device.NIC, pl.GPUs)
+	for i, d := range pl.Devices {
+		if l := node.Level(d.NIC, d.GPUs); i == 0 || out.Level.Nearer(l) {
+			out.Level = l
+		}
+		for _, g := range d.GPUs {
+			if !topology.PXB.Nearer(node.Topo.Level(d.NIC, g)) {
+				out.GDRGPUs++
+			}
+		}
 	}
-	return out, node.take(job.Name, pl.GPUs, pl.Device)
+	node.advance(now)
+	if err := node.take(job.Name, pl.GPUs, pl.Devices); err != nil {
+		return out, err
+	}
+	node.start(job.Name, pl.Devices, now)
+	return out, nil
+}
+
+// Finish returns a job's GPUs and devices and says its mean bandwidth.
+func (c *Cluster) Finish(job, nodeName string, gpus []int, now float64) float64 {
+	node := c.Node(nodeName)
+	node.advance(now)
+	bw := node.stop(job, now)
+	node.give(job, gpus)
+	node.rate()
+	return bw
+}
+
+// Stop ends the trace: the mean bandwidth of every job still running, by name.
+func (c *Cluster) Stop(now float64) map[string]float64 {
+	out := map[string]float64{}
+	for _, n := range c.Nodes {
+		n.advance(now)
+		for job := range n.meters {
+			out[job] = n.stop(job, now)
+		}
+	}
+	return out
 }
 
 type finish struct {

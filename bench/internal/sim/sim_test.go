@@ -8,7 +8,6 @@ import (
 	"github.com/topolane/topolane/bench/internal/scenario"
 	"github.com/topolane/topolane/bench/internal/sim"
 	"github.com/topolane/topolane/extender/embedded"
-	"github.com/topolane/topolane/topology/placement"
 )
 
 func load(t *testing.T) *scenario.Scenario {
@@ -22,18 +21,25 @@ func load(t *testing.T) *scenario.Scenario {
 
 func policies(sc *scenario.Scenario) []sim.Policy {
 	nodes := sc.Cluster()
+	cfg := embedded.Config{NoPF: embedded.NoPFReject}
 	return []sim.Policy{
-		sim.NewTopolane(nodes, embedded.Config{Weights: placement.DefaultWeights, NoPF: embedded.NoPFReject}, sc.Seed),
+		sim.NewTopolane(nodes, cfg, sc.Seed),
+		sim.NewOneNIC(nodes, cfg, sc.Seed),
 		sim.NewDefaultLike(sc.Seed),
 		sim.NewNUMAOnly(sc.Seed),
 	}
 }
 
 // TestPoliciesOnTheSmallScenario replays the small trace under every policy: none may hand out
-// a GPU or device twice (Run fails if one does), and topolane must give full-node pods whole PFs
-// and near NICs at least as often as the baselines.
+// a GPU or device twice (Run fails if one does); topolane must give a full-node pod the whole PF
+// of every rail, full-node pods whole PFs and near NICs at least as often as the baselines, and
+// more NIC bandwidth per GPU than one NIC per pod.
 func TestPoliciesOnTheSmallScenario(t *testing.T) {
 	sc := load(t)
+	rails := map[string]int{}
+	for _, n := range sc.Cluster() {
+		rails[n.Name] = len(n.Machine.Node().Rails)
+	}
 	var ms []report.Metrics
 	for _, p := range policies(sc) {
 		r, err := sim.Run(p, sc.Cluster(), sc.Trace(), nil)
@@ -42,12 +48,12 @@ func TestPoliciesOnTheSmallScenario(t *testing.T) {
 		}
 		ms = append(ms, report.Measure(r, 8))
 		for _, o := range r.Outcomes {
-			if p.Name() == "topolane" && o.Placed && o.FullNode && o.Job.NIC == "" && o.Device.Kind != placement.KindPF {
-				t.Errorf("topolane gave full-node pod %s a %s", o.Job.Name, o.Device.Kind)
+			if p.Name() == sim.PolicyTopolane && o.Placed && o.FullNode && o.Job.NIC == "" && (!o.AllPF() || len(o.Devices) != rails[o.Node]) {
+				t.Errorf("topolane gave full-node pod %s on %s (%d rails) %+v", o.Job.Name, o.Node, rails[o.Node], o.Devices)
 			}
 		}
 	}
-	topo := ms[0]
+	topo, one := ms[0], ms[1]
 	for _, base := range ms[1:] {
 		if report.Share(topo.FullNodePF, topo.FullNode) < report.Share(base.FullNodePF, base.FullNode) {
 			t.Errorf("full-node pods with a PF: topolane %+v below %s %+v", topo, base.Policy, base)
@@ -55,6 +61,9 @@ func TestPoliciesOnTheSmallScenario(t *testing.T) {
 		if report.Share(topo.Near, topo.NearPossible) < report.Share(base.Near, base.NearPossible) {
 			t.Errorf("near NICs: topolane %+v below %s %+v", topo, base.Policy, base)
 		}
+	}
+	if topo.Network.Mean <= one.Network.Mean || topo.Network.GDR <= one.Network.GDR {
+		t.Errorf("bandwidth per GPU and GDR share: topolane %+v, one NIC per pod %+v: want topolane ahead", topo.Network, one.Network)
 	}
 }
 
