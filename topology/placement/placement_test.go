@@ -437,17 +437,19 @@ func TestScore(t *testing.T) {
 	}{
 		{"full node, every rail PIX, PFs", dgx, placement.Usage{}, auto(8), placement.DefaultWeights, 10},
 		{"pod that does not fit", dgx, placement.Usage{GPUsInUse: 1}, auto(8), placement.DefaultWeights, 0},
-		// fit: GPUs in use afterwards; nic: PIX; whole: a DGX rail's share costs nothing once its
-		// one GPU is taken; gdr: every GPU PIX to its NIC.
-		{"2 of 8 GPUs on an empty DGX", dgx, placement.Usage{}, auto(2), placement.DefaultWeights, (10*2/8 + 10 + 10 + 10 + 2) / 4},
+		// Default weights: fit 2, nic 1, whole 2, gdr 1. fit: GPUs in use afterwards; nic: PIX;
+		// whole: a share on a node nobody uses breaks a whole node (0), a DGX rail's share costs
+		// nothing once its one GPU is taken; gdr: every GPU PIX to its NIC.
+		{"2 of 8 GPUs on an empty DGX", dgx, placement.Usage{}, auto(2), placement.DefaultWeights, (2*(10*2/8) + 10 + 2*0 + 10 + 3) / 6},
 		{"2 of the 6 free GPUs of a DGX", dgx, placement.Usage{GPUsInUse: 2, Allocations: []placement.Allocation{
 			macvlan("ns/a", dgxNICs[1], dgxGPUs[6]), macvlan("ns/b", dgxNICs[2], dgxGPUs[7])}}, auto(2), placement.DefaultWeights,
-			(10*4/8 + 10 + 10 + 10 + 2) / 4},
+			(2*(10*4/8) + 10 + 2*10 + 10 + 3) / 6},
 		{"PCIe server, full node: PHB and NODE rails, no GDR", server, placement.Usage{}, auto(4), placement.DefaultWeights,
-			(10 + (6+4+6+4)/4 + 10 + 0 + 2) / 4},
+			(2*10 + (6+4+6+4)/4 + 2*10 + 0 + 3) / 6},
 		{"gdr off drops the GDR part", server, placement.Usage{}, placement.Request{GPUs: 4, GDR: placement.GDROff}, placement.DefaultWeights,
-			(10 + (6+4+6+4)/4 + 10 + 1) / 3},
-		{"PCIe server, one GPU: its share breaks a rail another free GPU needs whole", server, placement.Usage{}, auto(1), placement.Weights{Whole: 1}, 0},
+			(2*10 + (6+4+6+4)/4 + 2*10 + 2) / 5},
+		{"PCIe server, one GPU: its share breaks a rail another free GPU needs whole", server,
+			placement.Usage{GPUsInUse: 1, BusyGPUs: []string{srvGPU2}}, auto(1), placement.Weights{Whole: 1}, 0},
 		{"PCIe server, one GPU where the rail is already shared", server, placement.Usage{GPUsInUse: 1, Allocations: []placement.Allocation{
 			vf("ns/a", srvNIC0, srvVF0, srvGPU0)}}, auto(1), placement.Weights{Whole: 1}, 10},
 		{"no GPU request", dgx, placement.Usage{}, placement.Request{}, placement.DefaultWeights, 10},
