@@ -46,8 +46,11 @@ func TestDiscoverJSON(t *testing.T) {
 	if n.Name != "n1" || len(n.GPUs) != 4 || n.Level("0000:17:00.0", "0000:18:00.0") != topology.PHB {
 		t.Errorf("decoded %s with %d GPUs, level %v", n.Name, len(n.GPUs), n.Level("0000:17:00.0", "0000:18:00.0"))
 	}
-	if !strings.Contains(out, `"0000:17:00.0": {`) || !strings.Contains(out, `"pciAddress": "0000:18:00.1"`) {
-		t.Error("JSON should key levels by PCI address and carry each device's pciAddress")
+	if !strings.Contains(out, `"devices": [`) || !strings.Contains(out, `"0000:18:00.2": "0000:18:00.0"`) || !strings.Contains(out, `"pciAddress": "0000:18:00.1"`) {
+		t.Errorf("JSON should list the levels' devices, map each VF to its PF and carry each device's pciAddress:\n%s", out)
+	}
+	if !strings.Contains(out, `"rails": [`) {
+		t.Error("JSON should carry the rails")
 	}
 }
 

@@ -72,6 +72,12 @@ func runKilled(t *testing.T, job childJob) bool {
 	return false
 }
 
+// stepsOf are the steps after which an ADD, or the undo of a DEL, can be killed.
+var stepsOf = map[string][]attach.Step{
+	"add": {attach.StepIPAM, attach.StepHostName, attach.StepVFConfig, attach.StepMoved, attach.StepConfigured, attach.StepShaped, attach.StepAccel},
+	"del": {attach.StepAccel, attach.StepShaped, attach.StepHostName, attach.StepVFConfig, attach.StepIPAM},
+}
+
 // TestKilledAtEveryStep kills the agent after each step of ADD, and of DEL: for a pod of every
 // GPU (8 PFs in one ADD), between its 4th and 5th device; for a VF and a macvlan, after their one
 // device. A restarted agent's reconcile must leave the host as it was: names, MACs, aliases,
@@ -90,14 +96,14 @@ func TestKilledAtEveryStep(t *testing.T) {
 	}
 	for _, pod := range pods {
 		for _, op := range []string{"add", "del"} {
-			for step := attach.StepIPAM; step <= attach.StepAccel; step++ {
+			for _, step := range stepsOf[op] {
 				t.Run(fmt.Sprintf("%s/%s/%s", pod.name, op, step), func(t *testing.T) {
 					e := newEnv(t)
 					e.AddPod(pod.name, pod.gpus, pod.annotations)
 					podNS := e.NewPodNS()
 					before := e.Links(e.Fx.HostNS)
 					killed := runKilled(t, childJob{Fixture: *e.Fx, Request: e.Request(pod.name, podNS), Op: op, CrashOp: op, CrashStep: step, CrashDevice: pod.device})
-					if !killed && op == "add" && step != attach.StepShaped && step != attach.StepRenamed { // moved and renamed are one request
+					if !killed && op == "add" {
 						t.Fatalf("the agent was not killed after %s", step)
 					}
 					undone, err := e.Fx.Attacher(e.Node).Reconcile(context.Background())

@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"net"
 
+	current "github.com/containernetworking/cni/pkg/types/100"
+
 	"github.com/topolane/topolane/nodeagent/internal/netbind"
 	"github.com/topolane/topolane/nodeagent/internal/shaping"
 	"github.com/topolane/topolane/topology/placement"
@@ -224,6 +226,21 @@ func (a *Attacher) configure(r *Record, d *Device) error {
 		}
 		if err := k.AddRoute(r.Netns, d.IfName, &dst, gw); err != nil {
 			return fmt.Errorf("route %s: %w", dst.String(), err)
+		}
+	}
+	return a.multihome(r, d, res)
+}
+
+// multihome makes each device of a pod with several answer and send for its own addresses only
+// (see netbind.Netlink.Multihome): rails often share one subnet.
+func (a *Attacher) multihome(r *Record, d *Device, res *current.Result) error {
+	if d.Table == 0 {
+		return nil
+	}
+	for _, ip := range res.IPs {
+		addr := ip.Address
+		if err := a.Kernel.Multihome(r.Netns, d.IfName, &addr, d.Table, ip.Gateway); err != nil {
+			return fmt.Errorf("%s's own routes: %w", d.IfName, err)
 		}
 	}
 	return nil

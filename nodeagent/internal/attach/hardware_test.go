@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
 	"github.com/topolane/topolane/topology"
@@ -148,5 +149,48 @@ func TestIPAMGetsTheRuntimesArgs(t *testing.T) {
 	}
 	if err := e.Att.Del(ctx, q); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSeveralDevicesAnswerForTheirOwn: a pod's devices share one subnet; each answers ARP only for
+// its own address and sends what comes from it through itself (a rule and a table of its own), so
+// that RoCE peers reach each rail at its own MAC. DEL leaves no rule.
+func TestSeveralDevicesAnswerForTheirOwn(t *testing.T) {
+	e := newEnv(t)
+	e.AddPod("p", []int{0, 1, 2}, nil)
+	podNS := e.NewPodNS()
+	q := e.Request("p", podNS)
+	res, err := e.Att.Add(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ns.WithNetNSPath(podNS.Path(), func(ns.NetNS) error {
+		for _, dev := range []string{"net1", "net1_1", "net1_2"} {
+			for key, want := range map[string]string{"arp_ignore": "1", "arp_announce": "2"} {
+				got, err := os.ReadFile(filepath.Join("/proc/sys/net/ipv4/conf", dev, key))
+				if err != nil || strings.TrimSpace(string(got)) != want {
+					t.Errorf("%s %s = %q (%v), want %s", dev, key, got, err, want)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := e.Handle(podNS.Path())
+	rules, _ := h.RuleList(netlink.FAMILY_V4)
+	for i, ip := range res.IPs {
+		if !slices.ContainsFunc(rules, func(r netlink.Rule) bool { return r.Src != nil && r.Src.IP.Equal(ip.Address.IP) && r.Table == 1000+i }) {
+			t.Errorf("no rule from %s to table %d: %v", ip.Address.IP, 1000+i, rules)
+		}
+	}
+	if err := e.Att.Del(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	rules, _ = h.RuleList(netlink.FAMILY_V4)
+	h.Close()
+	if slices.ContainsFunc(rules, func(r netlink.Rule) bool { return r.Table >= 1000 }) {
+		t.Errorf("rules left after DEL: %v", rules)
 	}
 }

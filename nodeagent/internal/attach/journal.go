@@ -98,6 +98,8 @@ type Device struct {
 	MoveRDMA bool `json:"moveRDMA,omitempty"`
 
 	IPAMResult json.RawMessage `json:"ipamResult,omitempty"`
+	// Table is the routing table of its source rule, for a pod with several devices (Multihome).
+	Table int `json:"table,omitempty"`
 	// NoAddresses: its IPAM ADD failed or was never made, so the plugin holds nothing to release.
 	NoAddresses bool               `json:"noAddresses,omitempty"`
 	Shaping     *shaping.Plan      `json:"shaping,omitempty"`

@@ -80,9 +80,15 @@ func (a *Attacher) newRecord(q Request, pod Pod, conf netConf, d decision) (*Rec
 		r.Devices = append(r.Devices, Device{IfName: names[i], Rail: c.Rail, Kind: c.Kind, NIC: c.NIC, Device: c.Device,
 			Level: c.Level.String(), GPUs: c.GPUs, VFIndex: c.VFIndex,
 			TempName: tempName(q, i), Alias: "topolane:" + q.ContainerID[:min(len(q.ContainerID), 24)] + ":" + names[i]})
+		if len(d.choices) > 1 {
+			r.Devices[i].Table = firstTable + i
+		}
 	}
 	return r, nil
 }
+
+// firstTable is the routing table of a pod's first device when it has several (Multihome).
+const firstTable = 1000
 
 // ifNames names the devices in the pod: CNI_IFNAME, then CNI_IFNAME_1, CNI_IFNAME_2, ... in GPU
 // order. Chained after a plugin that took CNI_IFNAME itself, they are CNI_IFNAME_1, ...

@@ -127,6 +127,9 @@ func (a *Attacher) sameBoot(r *Record) bool {
 // is deleted. In the pod it is found by its alias; on the host by its PCI address, wherever a
 // crash left it and whatever it is named.
 func (a *Attacher) bringHome(r *Record, d *Device) error {
+	if err := a.unhome(r, d); err != nil {
+		return err
+	}
 	if d.Kind == placement.KindMacvlan {
 		return a.deleteMacvlan(r, d)
 	}
@@ -163,6 +166,24 @@ func (a *Attacher) leavePod(r *Record, d *Device) error {
 		return err
 	}
 	return k.Move(r.Netns, name, netbind.Host, d.TempName)
+}
+
+// unhome removes the device's source rules from the pod's namespace, if it is still there (its
+// routes go with the device).
+func (a *Attacher) unhome(r *Record, d *Device) error {
+	if d.Table == 0 || !a.Kernel.NamespaceExists(r.Netns) {
+		return nil
+	}
+	res, err := ipamResult(d)
+	if err != nil {
+		return nil // no addresses were given: no rule was added
+	}
+	for _, ip := range res.IPs {
+		if err := a.Kernel.Unhome(r.Netns, ip.Address.IP, d.Table); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // homeName is the device's netdev in the host namespace, waiting a while for one the kernel is

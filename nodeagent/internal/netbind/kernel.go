@@ -47,6 +47,10 @@ type Kernel interface {
 	// Mbit/s (0: none); VFRate reads them. A driver without VF rate limiting answers EOPNOTSUPP.
 	SetVFRate(pf string, vf int, minMbps, maxMbps int) error
 	VFRate(pf string, vf int) (minMbps, maxMbps int, err error)
+	// Multihome makes an interface of a pod with several in one subnet answer and send for its
+	// own address only; Unhome removes its source rule.
+	Multihome(ns, name string, addr *net.IPNet, table int, gw net.IP) error
+	Unhome(ns string, addr net.IP, table int) error
 	// AddMacvlan creates a bridge-mode macvlan on parent in the host namespace.
 	AddMacvlan(parent, name string) error
 	// Delete deletes a (virtual) link.
