@@ -26,7 +26,7 @@ import (
 // topologies is how many DGX H100 NodeTopologies (14 KB of JSON each) and Nodes the readiness
 // test creates: enough that the extender's first lists take a while to fold in. With readiness
 // from the informers' HasSynced, the first filter after ready rejected 616, 1,637 and 1,666 of
-// 2,000 nodes (183 to 555 of 1,000; none of 300). Creating 2,000 takes 10 to 17 s here.
+// 2,000 nodes (183 to 555 of 1,000; none of 300). Creating 2,000 takes 10 to 34 s here.
 var topologies = flag.Int("topologies", 2000, "NodeTopologies and Nodes the readiness test creates")
 
 // TestFirstFilterAfterReadySeesEveryTopology is issue #11's point 5 on the real API server:
