@@ -60,16 +60,25 @@ func New(client kubernetes.Interface, cfg Config) *Extender {
 	return &Extender{store: store, ext: ext, problems: problems, registry: reg}
 }
 
-// Watch feeds the store from informers until ctx ends, posts the ledger's problems as events,
-// and waits until the store has taken in the first lists. The HTTP verbs answer 503 until then.
-func (e *Extender) Watch(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, timeout time.Duration) error {
+// Start feeds the store from informers until ctx ends, posts the ledger's problems as events,
+// and returns at once, as topolane-extender does before it serves: from then on the HTTP verbs
+// answer 503 until the store has taken in the first lists (Ready).
+func (e *Extender) Start(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface) error {
 	synced, err := state.Watch(ctx, e.store, client, dyn)
 	if err != nil {
 		return err
 	}
 	e.synced.Store(&synced)
 	go e.problems.Run(ctx)
-	if !state.WaitForSync(ctx, synced, timeout) {
+	return nil
+}
+
+// Watch is Start, then waits until the store has taken in the first lists.
+func (e *Extender) Watch(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, timeout time.Duration) error {
+	if err := e.Start(ctx, client, dyn); err != nil {
+		return err
+	}
+	if !state.WaitForSync(ctx, e.Ready, timeout) {
 		return context.DeadlineExceeded
 	}
 	return nil

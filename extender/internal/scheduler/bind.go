@@ -150,24 +150,29 @@ func (x *Extender) bindPod(ctx context.Context, pod *corev1.Pod, node string) er
 }
 
 // release undoes a reservation whose binding failed. It outlives the scheduler's request (which
-// may be why the binding failed), and it removes the annotation only while it is still the one
-// this bind wrote. If that fails the pod keeps the reservation, which is safe: it never counts
-// against the pod itself, and a new bind replaces it.
+// may be why the binding failed), and it removes the annotation only while the pod is still
+// unbound and the annotation is still the one this bind wrote: a Binding whose answer was lost
+// (the request cancelled while the API server wrote it) may have gone through. Until the
+// annotation is gone the reservation stays assumed, and the pod informer settles it with what
+// the pod holds. If the release fails the pod keeps the reservation, which is safe: it never
+// counts against the pod itself, and a new bind replaces it.
 func (x *Extender) release(ctx context.Context, pod *corev1.Pod, a *v1alpha1.Allocation) {
 	if a == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	defer x.store.Release(pod.UID)
 	patch, _ := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/spec/nodeName", "value": nil}, // absent: not bound
 		{"op": "test", "path": allocationPath, "value": a.String()},
 		{"op": "remove", "path": allocationPath},
 	})
 	if _, err := x.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.JSONPatchType, patch, metav1.PatchOptions{}); err != nil {
-		klog.FromContext(ctx).Error(err, "Could not release a reservation; it stays on the pod until the pod is bound or deleted",
+		klog.FromContext(ctx).Error(err, "Could not release a reservation (the pod may have been bound after all); it stays on the pod until the pod is bound or deleted",
 			"pod", klog.KObj(pod), "allocation", a)
+		return
 	}
+	x.store.Release(pod.UID)
 }
 
 // allocationPath is the annotation in a JSON patch ("/" escaped as "~1").

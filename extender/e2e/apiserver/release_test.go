@@ -1,0 +1,67 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	extenderv1 "k8s.io/kube-scheduler/extender/v1"
+
+	"github.com/topolane/topolane/extender/embedded"
+	"github.com/topolane/topolane/extender/extendertest"
+	"github.com/topolane/topolane/topology/apis/v1alpha1"
+	"github.com/topolane/topolane/topology/topologytest"
+)
+
+// TestReleaseOnTheRealAPIServer: the release of a failed bind is a JSON patch with
+// preconditions (the pod unbound, the annotation the one this bind wrote), and the real API
+// server applies them: a Binding that failed leaves the pod pending without its reservation; a
+// Binding that went through while its answer was lost (the request's time ran out) leaves the
+// pod bound with it.
+func TestReleaseOnTheRealAPIServer(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := startAPIServer(t, ctx)
+	installCRD(t, ctx, c.cfg)
+	if err := createGPUNode(ctx, c, "dgx-a", extendertest.Topology("dgx-a", topologytest.DGXH100())); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name     string
+		faults   *apiFaults
+		wantNode string
+		wantKept bool
+	}{
+		{"binding refused", &apiFaults{refuseBindings: true}, "", false},
+		{"binding went through, its answer lost", &apiFaults{lostEvery: 1}, "dgx-a", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client, dyn := tt.faults.clients(c.cfg)
+			ext := embedded.New(client, embedded.Config{})
+			if err := ext.Watch(ctx, client, dyn, 30*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			pod := extendertest.Pod(ns, fmt.Sprintf("release-%t", tt.wantKept), 8)
+			pod.UID = ""
+			pod, err := c.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bindCtx, done := context.WithTimeout(ctx, 2*time.Second) // the scheduler's httpTimeout
+			defer done()
+			if err := ext.Bind(bindCtx, &extenderv1.ExtenderBindingArgs{PodName: pod.Name, PodNamespace: ns, PodUID: pod.UID, Node: "dgx-a"}); err == nil {
+				t.Fatal("the bind should fail")
+			}
+			got, err := c.client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, kept := got.Annotations[v1alpha1.AnnotationAllocation]
+			if got.Spec.NodeName != tt.wantNode || kept != tt.wantKept {
+				t.Errorf("after the failed bind the pod is on %q, its reservation kept: %v; want %q, %v", got.Spec.NodeName, kept, tt.wantNode, tt.wantKept)
+			}
+		})
+	}
+}
