@@ -208,6 +208,9 @@ func TestBadInput(t *testing.T) {
 	e.AddPod("forged", []int{0}, map[string]string{"topolane.io/allocation": reservation("someone-else", "pf")})
 	e.AddPod("bad-bandwidth", []int{0}, map[string]string{"kubernetes.io/egress-bandwidth": "lots"})
 	e.AddPod("two", []int{0, 1}, nil)
+	// Reserved by the extender, yet kubelet lists no GPU of it (its GPUs are an init container's,
+	// or the agent's --gpu-resources lack the extender's).
+	e.AddPod("no-gpus", nil, map[string]string{"topolane.io/allocation": reservation("no-gpus", "vf")})
 	podNS := e.NewPodNS()
 	before := e.Links(e.Fx.HostNS)
 	ok := e.Request("p", podNS)
@@ -229,6 +232,7 @@ func TestBadInput(t *testing.T) {
 		}, "IPAM plugin host-local", attach.CodeIPAM},
 		{"IPAM plugin missing", func(q *attach.Request) { q.CNIPath = []string{t.TempDir()} }, `IPAM plugin "host-local"`, attach.CodeIPAM},
 		{"names too long for two devices", func(q *attach.Request) { q.PodName, q.IfName = "two", "abcdefghijklmn" }, "leaves no room", attach.CodeEnv},
+		{"reserved, no GPUs from kubelet", func(q *attach.Request) { q.PodName = "no-gpus" }, "has no GPUs from kubelet", attach.CodeDevice},
 	}
 	for _, tt := range tests {
 		q := ok
