@@ -1,6 +1,8 @@
 package topology_test
 
 import (
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -40,6 +42,29 @@ func TestDecodeRejects(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("%s: got %v, want an error containing %q", name, err, tt.wantErr)
 		}
+	}
+}
+
+// TestDecodeBoundsTheLevelsByTheirRows: the matrix a levels document announces (devices²) is
+// made only once its rows are there. A NodeTopology of a few hundred kilobytes listing 20,000
+// devices, each with a row of one level, is refused without allocating 800 MB first.
+func TestDecodeBoundsTheLevelsByTheirRows(t *testing.T) {
+	const n = 20_000
+	devices, rows := make([]string, n), make([]string, n)
+	for i := range n {
+		devices[i] = fmt.Sprintf("%q", fmt.Sprintf("0000:%02x:%02x.%d", i/256, i%256/8, i%8))
+		rows[i] = `"X"`
+	}
+	doc := []byte(fmt.Sprintf(`{"schemaVersion": 2, "levels": {"devices": [%s], "rows": [%s]}}`, strings.Join(devices, ","), strings.Join(rows, ",")))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := topology.Decode(doc)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "1 levels for 20000 devices") {
+		t.Errorf("got %v, want the short rows refused", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64*uint64(len(doc)) {
+		t.Errorf("decoding a %d-byte document allocated %d bytes", len(doc), got)
 	}
 }
 

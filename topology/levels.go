@@ -141,6 +141,11 @@ func (l *Levels) UnmarshalJSON(data []byte) error {
 	if len(doc.Rows) != len(doc.Devices) {
 		return fmt.Errorf("levels: %d rows for %d devices", len(doc.Rows), len(doc.Devices))
 	}
+	for i, row := range doc.Rows { // before the matrix is made: its size is what the rows hold
+		if c := len(strings.Fields(row)); c != len(doc.Devices) {
+			return fmt.Errorf("levels of %s: %d levels for %d devices", doc.Devices[i], c, len(doc.Devices))
+		}
+	}
 	*l = Levels{index: make(map[string]int, len(doc.Devices)), cells: make([]int16, len(doc.Devices)*len(doc.Devices))}
 	for i, a := range doc.Devices {
 		if _, dup := l.index[a]; dup {

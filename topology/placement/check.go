@@ -133,6 +133,9 @@ func (st *nicState) vfBlocker() string {
 	if st.wholeTo != "" {
 		return fmt.Sprintf("%s is given whole to %s", addr, st.wholeTo)
 	}
+	if !st.nic.Virtualised() {
+		return fmt.Sprintf("%s is InfiniBand and has no VFs: a share of it must be a VF, a macvlan needs Ethernet; configure its sriov_numvfs", addr)
+	}
 	return fmt.Sprintf("%s has %d of %d VFs in use", addr, len(st.vfsInUse), len(st.nic.SRIOV.VFs))
 }
 

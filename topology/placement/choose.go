@@ -210,7 +210,7 @@ func (st *nicState) candidate(need Need, taken map[string]bool) (candidate, bool
 	case st.wholeTo != "":
 		return candidate{}, false
 	case !st.nic.Virtualised():
-		return candidate{Choice: Choice{Kind: KindMacvlan, NIC: addr, Device: addr, Shared: st.shared()}}, true
+		return candidate{Choice: Choice{Kind: KindMacvlan, NIC: addr, Device: addr, Shared: st.shared()}}, st.macvlansOK()
 	}
 	vf := st.freeVF(taken)
 	if vf == nil {

@@ -129,6 +129,7 @@ func TestParseAnnotations(t *testing.T) {
 func TestCheckRails(t *testing.T) {
 	dgx := topologytest.DGXH100().Node()
 	server := oneNICPerSocket()
+	ib := infiniBand(topologytest.NoSRIOV().Node())
 	tests := []struct {
 		name    string
 		node    *topology.Node
@@ -194,6 +195,12 @@ func TestCheckRails(t *testing.T) {
 			want: placement.Verdict{Code: placement.CodeTooFewGPUs, Unresolvable: true}, wantWhy: "needs 9 GPUs: node has only 8"},
 		{name: "GPUs busy", node: dgx, usage: placement.Usage{GPUsInUse: 7}, req: auto(2),
 			want: placement.Verdict{Code: placement.CodeGPUsBusy}, wantWhy: "needs 2 GPUs: only 1 of 8 free"},
+		{name: "InfiniBand NIC without VFs: no share (a macvlan needs an Ethernet parent)", node: ib, req: auto(1),
+			want: placement.Verdict{Need: placement.NeedVF, Code: placement.CodeNoFreeVF},
+			wantWhy: "needs a share (VF or macvlan) on the rail of each of its 1 GPUs: 0 of 2 free GPUs have one " +
+				"(rail 0 (0000:45:00.0 is InfiniBand and has no VFs: a share of it must be a VF, a macvlan needs Ethernet; configure its sriov_numvfs))"},
+		{name: "InfiniBand NIC without VFs: given whole", node: ib, req: auto(2),
+			want: placement.Verdict{Need: placement.NeedPF, Fits: true}},
 		{name: "CPU node", node: topologytest.NoGPU().Node(), req: auto(1),
 			want: placement.Verdict{Code: placement.CodeNoGPUs, Unresolvable: true}, wantWhy: "needs 1 GPUs: node has no GPUs"},
 	}
@@ -204,6 +211,14 @@ func TestCheckRails(t *testing.T) {
 			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
 		}
 	}
+}
+
+// infiniBand puts every NIC of the node in InfiniBand mode.
+func infiniBand(n *topology.Node) *topology.Node {
+	for i := range n.NICs {
+		n.NICs[i].LinkLayer = topology.LinkLayerInfiniBand
+	}
+	return n
 }
 
 // oneExcluded marks the DGX's management port as an RDMA NIC the host keeps.
@@ -367,6 +382,10 @@ func TestPlanErrors(t *testing.T) {
 	}
 	if cs, err := s.Plan(auto(1), placement.NeedNothing, nil); err != nil || cs != nil {
 		t.Errorf("nothing needed: %v, %v", cs, err)
+	}
+	ib := summarize(infiniBand(topologytest.NoSRIOV().Node()), placement.Usage{})
+	if cs, err := ib.Plan(auto(1), placement.NeedVF, []string{"0000:43:00.0"}); err == nil {
+		t.Errorf("a share of an InfiniBand NIC without VFs: %+v, want none", cs)
 	}
 }
 

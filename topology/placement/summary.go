@@ -266,8 +266,12 @@ func (st *nicState) shared() bool { return len(st.vfsInUse) > 0 || len(st.macvla
 
 // hasShare reports whether the NIC can give a share: a free VF, or a macvlan on a NIC without VFs.
 func (st *nicState) hasShare() bool {
-	return st.wholeTo == "" && (!st.nic.Virtualised() || st.freeVF(nil) != nil)
+	return st.wholeTo == "" && ((!st.nic.Virtualised() && st.macvlansOK()) || st.freeVF(nil) != nil)
 }
+
+// macvlansOK reports whether the NIC can carry macvlans: the kernel makes them on Ethernet only,
+// so an InfiniBand NIC (IPoIB) shares through VFs alone.
+func (st *nicState) macvlansOK() bool { return st.nic.LinkLayer != topology.LinkLayerInfiniBand }
 
 // has reports whether the NIC can give what need asks for.
 func (st *nicState) has(need Need) bool {
@@ -319,6 +323,7 @@ func (s *Summary) Rails() []RailInfo {
 		info := RailInfo{Index: r.rail.Index, NIC: r.nic.nic.PCIAddress, GPUs: slices.Clone(r.rail.GPUs), FreeGPUs: len(r.free), PFFree: r.nic.wholeFree()}
 		switch {
 		case r.nic.wholeTo != "":
+		case !r.nic.nic.Virtualised() && !r.nic.macvlansOK():
 		case !r.nic.nic.Virtualised():
 			info.FreeShares = -1
 		default:

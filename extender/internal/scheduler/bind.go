@@ -143,8 +143,13 @@ func (x *Extender) bindPod(ctx context.Context, pod *corev1.Pod, node string) er
 	if err == nil {
 		return nil
 	}
+	// The binding may have gone through with its answer lost, often because the scheduler's
+	// request ended (its extender timeout): ask with a context of its own, or the release that
+	// follows takes the reservation of a bound pod.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
 	if current, getErr := x.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{}); getErr == nil && current.Spec.NodeName == node {
-		return nil // an earlier attempt went through
+		return nil // this attempt or an earlier one went through
 	}
 	return fmt.Errorf("binding pod %s/%s to %s: %w", pod.Namespace, pod.Name, node, err)
 }

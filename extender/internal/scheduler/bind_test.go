@@ -10,6 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	k8stesting "k8s.io/client-go/testing"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
@@ -204,6 +207,66 @@ func TestReleaseRemovesOnlyItsOwnReservation(t *testing.T) {
 	if got := cur.Annotations[v1alpha1.AnnotationAllocation]; got != newer {
 		t.Errorf("the release removed or changed an allocation it did not write: %q", got)
 	}
+}
+
+// TestBindWhoseAnswerWasLost: the API server binds the pod, but the scheduler's request ends
+// (its extender timeout) before the answer comes back. The pod is bound, so the bind succeeded:
+// its reservation stays, on the pod and in the ledger, or its devices could go to another pod.
+func TestBindWhoseAnswerWasLost(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	c.ext = scheduler.New(c.store, ctxClient{c.client}, scheduler.Config{}, nil)
+	pod := c.add(extendertest.Pod("ns", "train", 8))
+	ctx, cancel := context.WithCancel(context.Background())
+	c.client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if action.GetSubresource() != "binding" {
+			return false, nil, nil
+		}
+		gvr := corev1.SchemeGroupVersion.WithResource("pods")
+		obj, _ := c.client.Tracker().Get(gvr, "ns", "train")
+		p := obj.(*corev1.Pod).DeepCopy()
+		p.Spec.NodeName = "dgx-a"
+		cancel()
+		return true, nil, errors.Join(c.client.Tracker().Update(gvr, p, "ns"), context.Canceled)
+	})
+	err := c.ext.Bind(ctx, &extenderv1.ExtenderBindingArgs{PodName: "train", PodNamespace: "ns", PodUID: pod.UID, Node: "dgx-a"})
+	if err != nil {
+		t.Errorf("bind of a pod the API server bound: %v", err)
+	}
+	c.sync(pod)
+	if a := allocation(t, c, pod); a.Node != "dgx-a" || len(a.Devices) != 8 {
+		t.Errorf("allocation %s, want the 8 PFs of dgx-a", a)
+	}
+	if d, _ := c.store.DebugNode("dgx-a"); d.PFsFree != 0 {
+		t.Errorf("%d PFs of dgx-a free while the pod bound there holds them all", d.PFsFree)
+	}
+}
+
+// ctxClient is the fake clientset whose pod reads and writes fail once their context is done,
+// as a real client's do.
+type ctxClient struct{ *fake.Clientset }
+
+func (c ctxClient) CoreV1() typedcorev1.CoreV1Interface { return ctxCoreV1{c.Clientset.CoreV1()} }
+
+type ctxCoreV1 struct{ typedcorev1.CoreV1Interface }
+
+func (c ctxCoreV1) Pods(namespace string) typedcorev1.PodInterface {
+	return ctxPods{c.CoreV1Interface.Pods(namespace)}
+}
+
+type ctxPods struct{ typedcorev1.PodInterface }
+
+func (p ctxPods) Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.Pod, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return p.PodInterface.Get(ctx, name, opts)
+}
+
+func (p ctxPods) Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, sub ...string) (*corev1.Pod, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return p.PodInterface.Patch(ctx, name, pt, data, opts, sub...)
 }
 
 // TestOwnLeftoverReservationNeverStrandsThePod: a reservation left on the pod (its release

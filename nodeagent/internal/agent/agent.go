@@ -94,12 +94,11 @@ func (a *Agent) publish(ctx context.Context) error {
 	return nil
 }
 
-// attachments are the journal's finished attachments.
+// attachments are the journal's finished attachments. A record that cannot be read is left out
+// (reconcile reports it every period): failing here would leave the node unpublished, and the
+// agent never ready.
 func (a *Agent) attachments() ([]v1alpha1.Attachment, error) {
-	records, err := a.Attacher.Journal.All()
-	if err != nil {
-		return nil, err
-	}
+	records, _ := a.Attacher.Journal.All()
 	out := []v1alpha1.Attachment{}
 	for _, r := range records {
 		if r.Step != attach.StepDone || r.Deleting {

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -105,6 +106,30 @@ func TestPublishAttachReport(t *testing.T) {
 	}
 	if discoveries != 3 {
 		t.Errorf("%d discoveries, want 3: two refreshes and one after the DEL", discoveries)
+	}
+}
+
+// TestUnreadableRecordDoesNotStopPublishing: one journal record that cannot be read is left
+// out of the NodeTopology's attachments (reconcile reports it); the node is still published and
+// the agent ready, or the node would take no GPU pod at all.
+func TestUnreadableRecordDoesNotStopPublishing(t *testing.T) {
+	e := attachtest.New(t, cniPath)
+	if err := os.MkdirAll(e.Att.Journal.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.Att.Journal.Dir, "old@net1.json"), []byte(`{"devices": [`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	client := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "dgx-1", UID: "node-uid"}})
+	dyn := extendertest.DynamicClient()
+	a := &agent.Agent{Client: client, Attacher: e.Att, Metrics: agent.NewMetrics(prometheus.NewRegistry()),
+		Publisher: &publish.Publisher{Client: client, Dyn: dyn, NodeName: "dgx-1"},
+		Discover:  func() (*topology.Node, error) { return e.Node, nil }}
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Errorf("refresh: %v", err)
+	}
+	if err := a.Ready(); err != nil {
+		t.Errorf("not ready: %v", err)
 	}
 }
 

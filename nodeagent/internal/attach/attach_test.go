@@ -208,6 +208,9 @@ func TestBadInput(t *testing.T) {
 	e.AddPod("forged", []int{0}, map[string]string{"topolane.io/allocation": reservation("someone-else", "pf")})
 	e.AddPod("bad-bandwidth", []int{0}, map[string]string{"kubernetes.io/egress-bandwidth": "lots"})
 	e.AddPod("two", []int{0, 1}, nil)
+	// Reserved by the extender, yet kubelet lists no GPU of it (its GPUs are an init container's,
+	// or the agent's --gpu-resources lack the extender's).
+	e.AddPod("no-gpus", nil, map[string]string{"topolane.io/allocation": reservation("no-gpus", "vf")})
 	podNS := e.NewPodNS()
 	before := e.Links(e.Fx.HostNS)
 	ok := e.Request("p", podNS)
@@ -229,6 +232,7 @@ func TestBadInput(t *testing.T) {
 		}, "IPAM plugin host-local", attach.CodeIPAM},
 		{"IPAM plugin missing", func(q *attach.Request) { q.CNIPath = []string{t.TempDir()} }, `IPAM plugin "host-local"`, attach.CodeIPAM},
 		{"names too long for two devices", func(q *attach.Request) { q.PodName, q.IfName = "two", "abcdefghijklmn" }, "leaves no room", attach.CodeEnv},
+		{"reserved, no GPUs from kubelet", func(q *attach.Request) { q.PodName = "no-gpus" }, "has no GPUs from kubelet", attach.CodeDevice},
 	}
 	for _, tt := range tests {
 		q := ok
@@ -400,17 +404,35 @@ func TestAfterAReboot(t *testing.T) {
 }
 
 // TestAJournalThatNoLongerFits: a record of a VF the node no longer has (fewer VFs after a
-// reboot) is reported, and the node's other pods are still served.
+// reboot), or one that cannot be read at all, is reported, and the node's other pods are still
+// served.
 func TestAJournalThatNoLongerFits(t *testing.T) {
-	e := newEnv(t)
-	stale := attach.Record{ContainerID: "old", IfName: "net1", Netns: "/var/run/netns/gone", Pod: "train/old", PodUID: "uid-old",
-		BootID: e.Fx.BootID(), Step: attach.StepDone, Devices: []attach.Device{{IfName: "net1", Kind: "vf", NIC: "0000:1a:00.0", Device: "0000:1a:00.9"}}}
-	if err := e.Att.Journal.Save(&stale); err != nil {
-		t.Fatal(err)
-	}
-	e.AddPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
-	if _, err := e.Att.Add(ctx, e.Request("p", e.NewPodNS())); err != nil {
-		t.Errorf("an ADD beside a record that no longer fits: %v", err)
+	for _, tt := range []struct {
+		name  string
+		write func(e *attachtest.Env) error
+	}{
+		{"a VF the node no longer has", func(e *attachtest.Env) error {
+			stale := attach.Record{ContainerID: "old", IfName: "net1", Netns: "/var/run/netns/gone", Pod: "train/old", PodUID: "uid-old",
+				BootID: e.Fx.BootID(), Step: attach.StepDone, Devices: []attach.Device{{IfName: "net1", Kind: "vf", NIC: "0000:1a:00.0", Device: "0000:1a:00.9"}}}
+			return e.Att.Journal.Save(&stale)
+		}},
+		{"unreadable", func(e *attachtest.Env) error {
+			if err := os.MkdirAll(e.Att.Journal.Dir, 0o700); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(e.Att.Journal.Dir, "old@net1.json"), []byte(`{"containerID": "old", "ifName": "net1", "devices": [`), 0o600)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			if err := tt.write(e); err != nil {
+				t.Fatal(err)
+			}
+			e.AddPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
+			if _, err := e.Att.Add(ctx, e.Request("p", e.NewPodNS())); err != nil {
+				t.Errorf("an ADD beside a record that no longer fits: %v", err)
+			}
+		})
 	}
 }
 

@@ -50,7 +50,7 @@ func decide(node *topology.Node, pod Pod, key string, allocated map[string][]str
 	if err != nil {
 		return decision{}, fmt.Errorf("pod %s: %w", key, err)
 	}
-	if need == placement.NeedNothing {
+	if need == placement.NeedNothing || len(gpus) == 0 { // a reservation does not stand in for GPUs
 		return decision{}, fmt.Errorf("pod %s has no GPUs from kubelet (or says topolane.io/nic: none): topolane gives NICs only to GPU pods; do not attach this network to it", key)
 	}
 	choices, err := sum.Plan(req, need, gpus)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/topolane/topolane/nodeagent/internal/attach"
 	"github.com/topolane/topolane/nodeagent/internal/attach/attachtest"
+	"github.com/topolane/topolane/topology"
 	"github.com/topolane/topolane/topology/topologytest"
 )
 
@@ -25,6 +26,8 @@ type childJob struct {
 	CrashStep attach.Step        `json:"crashStep"`
 	// CrashDevice is the device after whose step the agent dies (-1: a step of the whole).
 	CrashDevice int `json:"crashDevice"`
+	// RDMANetnsMode is the node's RDMA namespace mode ("" for the fixture's).
+	RDMANetnsMode string `json:"rdmaNetnsMode,omitempty"`
 }
 
 // killedAtStep is the exit status of an agent killed by the hook.
@@ -36,7 +39,9 @@ func child() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	att := job.Fixture.Attacher(topologytest.DGXH100().Node())
+	node := topologytest.DGXH100().Node()
+	node.RDMANetnsMode = job.RDMANetnsMode
+	att := job.Fixture.Attacher(node)
 	att.AfterStep = func(op string, s attach.Step, device int) {
 		if op == job.CrashOp && s == job.CrashStep && (device == job.CrashDevice || device == -1) {
 			os.Exit(killedAtStep) // no deferred cleanup: as if killed
@@ -88,21 +93,30 @@ func TestKilledAtEveryStep(t *testing.T) {
 		gpus        []int
 		annotations map[string]string
 		device      int
+		rdmaMode    string
 	}{
-		{"8pf", allGPUs, nil, 3},
+		{"8pf", allGPUs, nil, 3, ""},
 		// With bandwidth limits: the tbf, the ifb and the VF's ceiling are undone at every kill too.
-		{"vf", []int{0}, map[string]string{"topolane.io/nic": "vf", "kubernetes.io/egress-bandwidth": "100M", "kubernetes.io/ingress-bandwidth": "100M"}, 0},
-		{"macvlan", []int{1}, map[string]string{"topolane.io/nic": "vf"}, 0}, // NIC1 has no VFs
+		{"vf", []int{0}, map[string]string{"topolane.io/nic": "vf", "kubernetes.io/egress-bandwidth": "100M", "kubernetes.io/ingress-bandwidth": "100M"}, 0, ""},
+		{"macvlan", []int{1}, map[string]string{"topolane.io/nic": "vf"}, 0, ""}, // NIC1 has no VFs
+		// RDMA devices move with their netdevs: killed after the first device's step, the second's
+		// RDMA device has not left the host, and undoing its move must not fail.
+		{"2pf-rdma-exclusive", []int{0, 1}, map[string]string{"topolane.io/nic": "pf"}, 0, topology.RDMANetnsExclusive},
 	}
 	for _, pod := range pods {
 		for _, op := range []string{"add", "del"} {
 			for _, step := range stepsOf[op] {
 				t.Run(fmt.Sprintf("%s/%s/%s", pod.name, op, step), func(t *testing.T) {
 					e := newEnv(t)
+					if pod.rdmaMode != "" {
+						e.Node.RDMANetnsMode = pod.rdmaMode
+						e.SetRDMANetnsMode(pod.rdmaMode)
+					}
 					e.AddPod(pod.name, pod.gpus, pod.annotations)
 					podNS := e.NewPodNS()
 					before := e.Links(e.Fx.HostNS)
-					killed := runKilled(t, childJob{Fixture: *e.Fx, Request: e.Request(pod.name, podNS), Op: op, CrashOp: op, CrashStep: step, CrashDevice: pod.device})
+					killed := runKilled(t, childJob{Fixture: *e.Fx, Request: e.Request(pod.name, podNS), Op: op, CrashOp: op, CrashStep: step, CrashDevice: pod.device,
+						RDMANetnsMode: pod.rdmaMode})
 					if !killed && op == "add" {
 						t.Fatalf("the agent was not killed after %s", step)
 					}

@@ -222,12 +222,12 @@ func (a *Attacher) planShaping(r *Record, d *Device, limits shaping.Limits) erro
 	return err
 }
 
-// held is what the node's other attachments hold, with the GPUs they serve.
+// held is what the node's other attachments hold, with the GPUs they serve. A record that
+// cannot be read is left out, as Journal.All says, and reported by every reconcile: it must not
+// stop the node's other pods (a device it holds that is still in a pod is not in the host, and
+// an ADD that chooses it is refused there).
 func (a *Attacher) held(q Request) ([]placement.Allocation, error) {
-	records, err := a.Journal.All()
-	if err != nil {
-		return nil, err
-	}
+	records, _ := a.Journal.All()
 	var out []placement.Allocation
 	for _, r := range records {
 		if r.ContainerID == q.ContainerID && r.IfName == q.IfName {

@@ -203,14 +203,15 @@ func (a *Attacher) homeName(d *Device) (string, error) {
 }
 
 // rdmaHome moves the RDMA device back with its netdev. A namespace that is gone has returned it
-// already.
+// already; one that does not hold it never had it (the ADD stopped before the move) or has
+// given it back (an undo that is run again).
 func (a *Attacher) rdmaHome(r *Record, d *Device) error {
 	if !a.Kernel.NamespaceExists(r.Netns) {
 		return nil
 	}
 	err := a.Kernel.MoveRDMA(r.Netns, d.RDMA, netbind.Host)
-	if err != nil && r.Step < StepMoved {
-		return nil // it never left
+	if errors.Is(err, netbind.ErrNoRDMADevice) {
+		return nil
 	}
 	return err
 }

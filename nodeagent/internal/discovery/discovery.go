@@ -35,7 +35,8 @@ type Options struct {
 	// leaves out those it matches. Neither brings back a NIC the host uses.
 	NICs, ExcludeNICs Selectors
 	// LastNames maps PCI addresses to the netdev names NICs had in the host at an earlier
-	// discovery, so that a NIC whose netdev is in a pod now still matches netdev globs.
+	// discovery, so that a NIC whose netdev is in a pod now still matches netdev globs and
+	// rail pins.
 	LastNames map[string]string
 	// RDMA is asked for the RDMA netns mode; nil: not asked (a fixture).
 	RDMA RDMAMode
@@ -100,7 +101,7 @@ func Discover(opts Options) (*Result, error) {
 	r.Node.Sort()
 	topology.Connect(r.Node)
 	r.Node.Levels.Overlay(gpuLevels)
-	assignRails(r, opts.Rails)
+	assignRails(r, opts.Rails, opts.LastNames)
 	return r, nil
 }
 

@@ -29,10 +29,11 @@ func ReadRails(path string) (map[string]string, error) {
 
 // assignRails gives every GPU its rail, honouring the pins that name a GPU and an eligible NIC of
 // this node; a pin that does not is left out with a warning (the GPU takes its nearest NIC).
-func assignRails(r *Result, pins map[string]string) {
+// lastNames are the netdev names NICs had in the host, for a NIC whose netdev is in a pod now.
+func assignRails(r *Result, pins, lastNames map[string]string) {
 	resolved := map[string]string{}
 	for gpu, nic := range pins {
-		g, n, err := resolvePin(r.Node, gpu, nic)
+		g, n, err := resolvePin(r.Node, gpu, nic, lastNames)
 		if err == nil {
 			err = topology.CheckPin(r.Node, g, n)
 		}
@@ -50,8 +51,9 @@ func assignRails(r *Result, pins map[string]string) {
 	}
 }
 
-// resolvePin turns a pin's GPU and NIC, as a person writes them, into PCI addresses.
-func resolvePin(n *topology.Node, gpu, nic string) (string, string, error) {
+// resolvePin turns a pin's GPU and NIC, as a person writes them, into PCI addresses. A NIC
+// whose netdev is in a pod is known by the name it had in the host.
+func resolvePin(n *topology.Node, gpu, nic string, lastNames map[string]string) (string, string, error) {
 	g := n.GPU(gpu)
 	if i, err := strconv.Atoi(gpu); err == nil && i >= 0 && i < len(n.GPUs) {
 		g = &n.GPUs[i]
@@ -61,6 +63,11 @@ func resolvePin(n *topology.Node, gpu, nic string) (string, string, error) {
 	}
 	for _, x := range n.NICs {
 		if x.PCIAddress == nic || (x.Name != "" && x.Name == nic) {
+			return g.PCIAddress, x.PCIAddress, nil
+		}
+	}
+	for _, x := range n.NICs {
+		if x.Name == "" && nic != "" && lastNames[x.PCIAddress] == nic {
 			return g.PCIAddress, x.PCIAddress, nil
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/topolane/topolane/nodeagent/internal/discovery"
 	"github.com/topolane/topolane/nodeagent/internal/sysfs"
+	"github.com/topolane/topolane/topology/topologytest"
 )
 
 // TestRailPins: --rails pins GPUs to NICs by PCI address, UUID or index and netdev; a pin this
@@ -46,6 +47,28 @@ func TestRailPins(t *testing.T) {
 		if !strings.Contains(warnings, w) {
 			t.Errorf("warnings lack %q:\n%s", w, warnings)
 		}
+	}
+}
+
+// TestRailPinOfANICInAPod: a pin names a NIC by its netdev, and that netdev is in a pod (the
+// whole PF was given to one): rediscovery, which runs every period and after every DEL, still
+// honours the pin by the name the NIC had in the host, as --nics globs do. Otherwise the rail
+// would move to the GPU's nearest NIC, and be published so, for as long as the pod runs.
+func TestRailPinOfANICInAPod(t *testing.T) {
+	root := writeMachine(t, topologytest.DGXH100())
+	if err := os.RemoveAll(sysfs.Paths{Root: root}.PCIDevice("0000:42:00.0", "net")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := discovery.Discover(discovery.Options{NodeName: "dgx", Sysfs: sysfs.Paths{Root: root},
+		Rails: map[string]string{"0": "enp66s0np0"}, LastNames: map[string]string{"0000:42:00.0": "enp66s0np0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res.Node.RailOf("0000:1b:00.0"); r == nil || r.NIC != "0000:42:00.0" || !r.Pinned {
+		t.Errorf("GPU0's rail %+v, want the pinned NIC 0000:42:00.0", r)
+	}
+	if len(res.Warnings) > 0 {
+		t.Errorf("warnings: %v", res.Warnings)
 	}
 }
 

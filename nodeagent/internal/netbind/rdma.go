@@ -15,6 +15,10 @@ import (
 // not loaded, or the kernel has none.
 var ErrNoRDMA = errors.New("the kernel has no RDMA netlink")
 
+// ErrNoRDMADevice is matched by MoveRDMA's error when the RDMA device is not in the namespace it
+// is to move from: undoing a move that never happened, or happened already, finds it so.
+var ErrNoRDMADevice = errors.New("no such RDMA device there")
+
 // rdmaHandle opens an RDMA netlink handle in ns. RDMA is not among the families a handle opens
 // by default, and without its own socket an RDMA request would go out in the thread's namespace.
 func (k Netlink) rdmaHandle(ns string) (*netlink.Handle, error) {
@@ -80,8 +84,8 @@ func findRDMA(links []*netlink.RdmaLink, dev, ns string) (*netlink.RdmaLink, err
 	if len(names) > 0 {
 		have = strings.Join(names, ", ")
 	}
-	return nil, fmt.Errorf("RDMA device %s is not%s (RDMA devices there: %s): check `rdma dev` there; in exclusive netns mode a device that moved into a pod is listed only in the pod's namespace",
-		dev, where(ns), have)
+	return nil, fmt.Errorf("%w: RDMA device %s is not%s (RDMA devices there: %s): check `rdma dev` there; in exclusive netns mode a device that moved into a pod is listed only in the pod's namespace",
+		ErrNoRDMADevice, dev, where(ns), have)
 }
 
 func nsName(ns string) string {

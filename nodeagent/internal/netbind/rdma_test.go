@@ -83,8 +83,8 @@ func TestFindRDMA(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l, err := findRDMA(tt.links, "mlx5_3", tt.ns)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Errorf("error %v, want %q", err, tt.wantErr)
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrNoRDMADevice) {
+					t.Errorf("error %v, want %q matching ErrNoRDMADevice", err, tt.wantErr)
 				}
 				return
 			}

@@ -85,7 +85,7 @@ func (k Kernel) MoveRDMA(fromNS, dev, toNS string) error {
 			return fmt.Errorf("moving RDMA device %s: operation not supported (RDMA devices move only in exclusive netns mode)", dev)
 		}
 		if hw.RDMA[dev] != fromNS {
-			return fmt.Errorf("RDMA device %s is not in %q (it is in %q)", dev, fromNS, hw.RDMA[dev])
+			return fmt.Errorf("%w: RDMA device %s is not in %q (it is in %q)", netbind.ErrNoRDMADevice, dev, fromNS, hw.RDMA[dev])
 		}
 		if !k.NamespaceExists(toNS) {
 			return fmt.Errorf("moving RDMA device %s: %s: %w", dev, toNS, netbind.ErrNoNamespace)
