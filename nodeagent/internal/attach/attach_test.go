@@ -522,3 +522,34 @@ func openFDs(t *testing.T) int {
 	}
 	return len(entries)
 }
+
+// TestOldSandboxLeavesTheNewOnesFiles: the agent missed the DEL of a pod's first sandbox (it was
+// restarting) and the runtime made a second; undoing the first, when reconcile finds its
+// namespace gone, must not remove the files the second sandbox's ADD wrote for the same pod.
+func TestOldSandboxLeavesTheNewOnesFiles(t *testing.T) {
+	e := newEnv(t)
+	e.AddPod("p", []int{0}, map[string]string{"topolane.io/nic": "vf"})
+	oldNS := e.NewPodNS()
+	if _, err := e.Att.Add(ctx, e.Request("p", oldNS)); err != nil {
+		t.Fatal(err)
+	}
+	e.KillPodNS(oldNS, 0)
+	q := e.Request("p", e.NewPodNS())
+	q.ContainerID = "c-p-second"
+	if _, err := e.Att.Add(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	undone, err := e.Fx.Attacher(e.Node).Reconcile(ctx)
+	if err != nil || len(undone) != 1 {
+		t.Fatalf("reconcile undid %v (%v); want the first sandbox's record", undone, err)
+	}
+	if _, err := os.Stat(filepath.Join(e.Fx.Dir, "pods", "uid-p", "accel.env")); err != nil {
+		t.Errorf("the second sandbox's accel.env: %v", err)
+	}
+	if err := e.Att.Del(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if left := e.Leftovers(); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/topolane/topolane/nodeagent/internal/netbind"
@@ -53,7 +54,7 @@ func (a *Attacher) undo(ctx context.Context, r *Record) error {
 		}
 	}
 	u := undoing{a: a, ctx: ctx, r: r}
-	if r.Step >= StepAccel {
+	if r.Step >= StepAccel && !a.podHasOtherRecord(r) {
 		u.do("removing the acceleration config", -1, StepAccel, func() error { return removeAccel(a.AccelDir, r.PodUID) })
 	}
 	if a.sameBoot(r) {
@@ -281,18 +282,21 @@ func (a *Attacher) restoreVF(r *Record, d *Device) error {
 
 // heldByOther reports whether another journal record holds the device.
 func (a *Attacher) heldByOther(r *Record, device string) bool {
+	return slices.ContainsFunc(a.otherRecords(r), func(o *Record) bool {
+		return slices.ContainsFunc(o.Devices, func(d Device) bool { return d.Device == device })
+	})
+}
+
+// podHasOtherRecord reports whether another record (a newer sandbox of the pod, whose DEL of the
+// old one the agent missed) wrote the pod's files: they are its files now.
+func (a *Attacher) podHasOtherRecord(r *Record) bool {
+	return r.PodUID != "" && slices.ContainsFunc(a.otherRecords(r), func(o *Record) bool { return o.PodUID == r.PodUID })
+}
+
+// otherRecords are the journal's records but r (those it can read).
+func (a *Attacher) otherRecords(r *Record) []*Record {
 	records, _ := a.Journal.All()
-	for _, o := range records {
-		if o.ContainerID == r.ContainerID && o.IfName == r.IfName {
-			continue
-		}
-		for _, d := range o.Devices {
-			if d.Device == device {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.DeleteFunc(records, func(o *Record) bool { return o.ContainerID == r.ContainerID && o.IfName == r.IfName })
 }
 
 // Reconcile undoes interrupted ADDs and DELs, attachments whose pod namespace is gone and those
