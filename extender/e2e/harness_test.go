@@ -119,12 +119,6 @@ func (h *harness) createPod(name string, gpus int, schedulerName string, annotat
 	return created
 }
 
-func (h *harness) deletePod(name string) {
-	if err := h.client.CoreV1().Pods(ns).Delete(h.ctx, name, metav1.DeleteOptions{}); err != nil {
-		h.t.Fatal(err)
-	}
-}
-
 // waitBound waits for the pod to be bound and returns its node and allocation.
 func (h *harness) waitBound(name string, timeout time.Duration) (string, v1alpha1.Allocation) {
 	h.t.Helper()
