@@ -82,7 +82,7 @@ fuzz: ## fuzz the sysfs reader for 60s
 bench-placement: ## placement quality: topolane against one NIC per pod and two baselines on bench/scenarios/default.yaml; writes bench/placement.svg
 	cd $(BENCH) && go run ./cmd/topolane-bench placement --plot placement.svg
 
-bench-throughput: ## the real kube-scheduler on 5,000 simulated nodes, with and without the extender
+bench-throughput: ## on a real kube-apiserver: the real kube-scheduler on 5,000 nodes with and without the extender (pods/s, ratio), and topolane-extender's memory with 40,000 pods
 	cd $(BENCH) && go run ./cmd/topolane-bench throughput
 
 bench-bandwidth: ## as root: topolane's shaping and the CNI bandwidth plugin, TCP each way through a device in a pod namespace; writes bench/bandwidth.svg

@@ -1,7 +1,7 @@
 // Command topolane-bench measures topolane against baselines:
 //
 //	topolane-bench placement [--scenario FILE] [--plot FILE]   placement quality, simulated
-//	topolane-bench throughput [--nodes N] [--pods N]            the real kube-scheduler with and without the extender
+//	topolane-bench throughput [--nodes N] [--pods N]            the real kube-scheduler with and without the extender on a real API server; the extender's memory
 //	topolane-bench demo [--scenario FILE]                       a small scenario through the real kube-scheduler
 package main
 
@@ -14,9 +14,12 @@ import (
 	"os/signal"
 
 	"k8s.io/klog/v2"
+
+	"github.com/topolane/topolane/bench/internal/realapi"
 )
 
 func main() {
+	realapi.RunChildIfAsked() // the throughput command's kube-apiserver, a child of this process
 	quietKlog()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -7,7 +7,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/topolane/topolane/bench/internal/realapi"
 )
+
+func TestMain(m *testing.M) {
+	realapi.RunChildIfAsked()
+	quietKlog()
+	os.Exit(m.Run())
+}
 
 // capture runs the command with its standard output captured.
 func capture(t *testing.T, args ...string) (string, error) {
@@ -61,20 +69,36 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// TestThroughput is the throughput measurement at a size CI affords; it checks the measurement
-// works, not the figure.
+// TestThroughput is the throughput and memory measurement at a size CI affords: the real
+// kube-apiserver, kube-scheduler and topolane-extender binary, 200 nodes, 2,000 bound pods, 20
+// pods for each scheduler. It checks that the measurement runs and prints every figure (the
+// command itself fails unless the extender counts the pods and allocations the bench wrote),
+// not the figures.
 func TestThroughput(t *testing.T) {
-	out, err := capture(t, "throughput", "--nodes", "200", "--pods", "20")
+	out, err := capture(t, "throughput", "--nodes", "200", "--pods", "20", "--bound-pods", "2000")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`ratio\s+\d+\.\d\d`).MatchString(out) || !strings.Contains(out, "/bind") {
-		t.Errorf("throughput output:\n%s", out)
+	for _, want := range []string{
+		`DGX H100 \d+ bytes of JSON`,
+		`RSS +\d+\.\d MiB +Go heap in use +\d+\.\d MiB`,
+		`without the extender +\d+\.\d pods/s .* attempt p50 +\d+\.\d ms +p99 +\d+\.\d ms \(20\)`,
+		`with topolane +\d+\.\d pods/s .* attempt p50 +\d+\.\d ms +p99 +\d+\.\d ms \(20\)`,
+		`ratio +\d+\.\d\d`,
+		`with topolane +\d+\.\d +\d+\.\d +\d+\.\d`, // CPU per pod
+		`with topolane +scheduling attempts: .*scheduled 20`,
+		`binds: .*ok 20`,
+		`bind +p50 +\d+\.\d\d ms +p99 +\d+\.\d\d ms +\(\d+ calls\)`, // a bind that lost a race is retried
+		`filter +p50 .*\(\d+ calls\)`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("throughput output has no %q:\n%s", want, out)
+		}
 	}
 }
 
 func TestBadArguments(t *testing.T) {
-	for _, args := range [][]string{{}, {"fly"}, {"placement", "--scenario", "/nonexistent.yaml"}, {"throughput", "--nodes", "0"}, {"demo", "--jobs", "0"}} {
+	for _, args := range [][]string{{}, {"fly"}, {"placement", "--scenario", "/nonexistent.yaml"}, {"throughput", "--nodes", "0"}, {"throughput", "--bound-pods", "-1"}, {"demo", "--jobs", "0"}} {
 		if _, err := capture(t, args...); err == nil {
 			t.Errorf("%q: want an error", args)
 		}

@@ -1,15 +1,13 @@
 // Package kube runs the real kube-scheduler in-process over a simulated cluster (client-go's
-// fake clientset), with topolane's extender served over HTTP, as the bench's throughput
-// measurement and demo need.
+// fake clientset), with topolane's extender served over HTTP, as the bench's demo needs. (The
+// throughput measurement runs on a real API server: see realapi.)
 package kube
 
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -38,7 +36,6 @@ const Namespace = "bench"
 type Cluster struct {
 	Client    *fake.Clientset
 	dyn       *dynamicfake.FakeDynamicClient
-	Latency   *Latency
 	writes    int
 	published map[string]*topology.Node // nodes whose NodeTopology lists attachments
 }
@@ -54,8 +51,7 @@ func (c *Cluster) pace() {
 // Start creates the nodes (NodeTopology first, then the Node: the scheduler retries pods on Node
 // events), then starts the extender and both schedulers; they run until ctx ends.
 func Start(ctx context.Context, nodes []scenario.Node) (*Cluster, error) {
-	c := &Cluster{Client: fake.NewClientset(), Latency: &Latency{by: map[string][]time.Duration{}},
-		dyn: extendertest.DynamicClient(), published: map[string]*topology.Node{}}
+	c := &Cluster{Client: fake.NewClientset(), dyn: extendertest.DynamicClient(), published: map[string]*topology.Node{}}
 	extendertest.BindLikeTheAPIServer(c.Client)
 	for _, n := range nodes {
 		if err := c.addNode(ctx, n); err != nil {
@@ -66,7 +62,7 @@ func Start(ctx context.Context, nodes []scenario.Node) (*Cluster, error) {
 	if err := ext.Watch(ctx, c.Client, c.dyn, time.Minute); err != nil {
 		return nil, fmt.Errorf("the extender's informers did not sync: %w", err)
 	}
-	srv := httptest.NewServer(c.Latency.wrap(ext.Handler()))
+	srv := httptest.NewServer(ext.Handler())
 	context.AfterFunc(ctx, srv.Close)
 	if err := kubesched.Start(ctx, c.Client, srv.URL, WithTopolane); err != nil {
 		return nil, err
@@ -202,40 +198,4 @@ func (c *Cluster) DeleteAll(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// Latency records how long the extender took per verb, as the scheduler sees it from the
-// server's side of the HTTP connection.
-type Latency struct {
-	mu sync.Mutex
-	by map[string][]time.Duration
-}
-
-func (l *Latency) wrap(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		h.ServeHTTP(w, r)
-		l.mu.Lock()
-		l.by[r.URL.Path] = append(l.by[r.URL.Path], time.Since(start))
-		l.mu.Unlock()
-	})
-}
-
-// Percentiles returns p50 and p99 of a verb ("/filter", "/prioritize", "/bind") and the count.
-func (l *Latency) Percentiles(verb string) (p50, p99 time.Duration, n int) {
-	l.mu.Lock()
-	d := slices.Clone(l.by[verb])
-	l.mu.Unlock()
-	if len(d) == 0 {
-		return 0, 0, 0
-	}
-	slices.Sort(d)
-	return d[len(d)/2], d[len(d)*99/100], len(d)
-}
-
-// Reset forgets the recorded latencies.
-func (l *Latency) Reset() {
-	l.mu.Lock()
-	clear(l.by)
-	l.mu.Unlock()
 }

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -34,6 +35,9 @@ type options struct {
 	gpuResources, schedulerNames          string
 	weights                               placement.Weights
 	noPF                                  string
+	profiling                             bool
+	qps                                   float64
+	burst                                 int
 }
 
 func parseFlags(args []string) (options, error) {
@@ -51,6 +55,9 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.weights.Whole, "weight-whole", placement.DefaultWeights.Whole, "score weight: shares come from NICs already shared")
 	fs.IntVar(&o.weights.GDR, "weight-gdr", placement.DefaultWeights.GDR, "score weight: the pod's GPUs reach their NICs at PXB or nearer (GPUDirect RDMA; pods with topolane.io/gdr: preferred)")
 	fs.StringVar(&o.schedulerNames, "scheduler-names", scheduler.DefaultSchedulerName, "comma-separated schedulerNames whose pods /bind binds (the profiles that call this extender)")
+	fs.Float64Var(&o.qps, "kube-api-qps", 100, "requests per second to the API server, sustained (client-go's rate limiter; each bind makes three)")
+	fs.IntVar(&o.burst, "kube-api-burst", 200, "requests to the API server allowed at once above --kube-api-qps")
+	fs.BoolVar(&o.profiling, "profiling", false, "also serve Go's profiler (/debug/pprof/: heap, CPU, goroutines) on --listen, never on --health-listen")
 	fs.StringVar(&o.noPF, "no-pf", string(scheduler.NoPFReject), "a pod that needs a whole PF when none is free anywhere: reject (wait) or fallback-vf")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -60,6 +67,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.weights.Fit < 0 || o.weights.NIC < 0 || o.weights.Whole < 0 || o.weights.GDR < 0 {
 		return o, errors.New("score weights cannot be negative")
+	}
+	if o.qps <= 0 || o.burst <= 0 {
+		return o, errors.New("--kube-api-qps and --kube-api-burst must be positive")
 	}
 	if len(list(o.schedulerNames)) == 0 {
 		return o, errors.New("--scheduler-names is empty: name the scheduler profiles that call this extender, e.g. topolane-scheduler")
@@ -109,6 +119,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("loading the Kubernetes client config (pass --kubeconfig outside a cluster): %w", err)
 	}
+	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -134,7 +145,22 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
+	if o.profiling {
+		h = withProfiling(h)
+	}
 	return serve(ctx, o, h)
+}
+
+// withProfiling serves net/http/pprof's handlers under /debug/pprof/ and everything else by h.
+func withProfiling(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
 }
 
 func serve(ctx context.Context, o options, h http.Handler) error {

@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -38,5 +42,34 @@ func TestRunRefusesABadPolicyAndConfig(t *testing.T) {
 	o, _ = parseFlags([]string{"--kubeconfig", "/nonexistent/kubeconfig"})
 	if err := run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "pass --kubeconfig outside a cluster") {
 		t.Errorf("missing kubeconfig: %v", err)
+	}
+}
+
+func TestProfiling(t *testing.T) {
+	if o, _ := parseFlags(nil); o.profiling {
+		t.Error("--profiling is on by default")
+	}
+	if o, err := parseFlags([]string{"--profiling"}); err != nil || !o.profiling {
+		t.Fatalf("--profiling: %+v, %v", o, err)
+	}
+	verbs := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "verbs "+r.URL.Path) })
+	srv := httptest.NewServer(withProfiling(verbs))
+	defer srv.Close()
+	for _, tt := range []struct{ method, path, want string }{
+		{http.MethodGet, "/debug/pprof/heap?debug=1", "heap profile:"},
+		{http.MethodGet, "/debug/pprof/goroutine?debug=1", "goroutine profile:"},
+		{http.MethodPost, "/filter", "verbs /filter"},
+		{http.MethodGet, "/readyz", "verbs /readyz"},
+	} {
+		req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader("{}"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), tt.want) {
+			t.Errorf("%s %s: %d %.60q, want %q", tt.method, tt.path, resp.StatusCode, body, tt.want)
+		}
 	}
 }

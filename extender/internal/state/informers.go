@@ -28,6 +28,9 @@ import (
 func Watch(ctx context.Context, s *Store, client kubernetes.Interface, dyn dynamic.Interface) (synced func() bool, err error) {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	nodes := factory.Core().V1().Nodes().Informer()
+	if err := nodes.SetTransform(s.TransformNode); err != nil {
+		return nil, fmt.Errorf("setting the node transform: %w", err)
+	}
 	pods := factory.Core().V1().Pods().Informer()
 	if err := pods.SetTransform(s.TransformPod); err != nil {
 		return nil, fmt.Errorf("setting the pod transform: %w", err)
@@ -90,7 +93,7 @@ func handler[T any](set, del func(T)) cache.ResourceEventHandler {
 }
 
 func nodeHandler(s *Store) cache.ResourceEventHandler {
-	return handler(s.SetNode, func(n *corev1.Node) { s.DeleteNode(n.Name) })
+	return handler(s.SetNodeInfo, func(n *NodeInfo) { s.DeleteNode(n.Name) })
 }
 
 func podHandler(s *Store) cache.ResourceEventHandler {
@@ -101,15 +104,55 @@ func topologyHandler(s *Store) cache.ResourceEventHandler {
 	return handler(func(t *TopologyInfo) { s.SetTopologyInfo(t) }, func(t *TopologyInfo) { s.DeleteTopology(t.Name) })
 }
 
+// NodeInfo is what the Node informer caches: the name and the GPUs allocatable, all the store
+// reads of a Node. A kubelet's Node (its images, conditions, managed fields) is kilobytes, and
+// the extender would otherwise cache thousands.
+type NodeInfo struct {
+	metav1.TypeMeta
+	metav1.ObjectMeta
+	// AllocatableGPUs is the sum of the GPU resources' allocatable, or -1 when the Node lists
+	// none of them.
+	AllocatableGPUs int
+}
+
+// DeepCopyObject implements runtime.Object.
+func (n *NodeInfo) DeepCopyObject() runtime.Object {
+	c := *n
+	n.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
+	return &c
+}
+
+// NewNodeInfo keeps what the store needs of a Node.
+func NewNodeInfo(n *corev1.Node, gpuResources []corev1.ResourceName) *NodeInfo {
+	info := &NodeInfo{AllocatableGPUs: -1}
+	info.Name, info.UID, info.ResourceVersion = n.Name, n.UID, n.ResourceVersion
+	for _, r := range gpuResources {
+		if q, ok := n.Status.Allocatable[r]; ok {
+			info.AllocatableGPUs = max(info.AllocatableGPUs, 0) + int(q.Value())
+		}
+	}
+	return info
+}
+
+// TransformNode is the Node informer's transform: Nodes in, NodeInfos out.
+func (s *Store) TransformNode(obj any) (any, error) {
+	if n, ok := obj.(*corev1.Node); ok {
+		return NewNodeInfo(n, s.gpuResources), nil
+	}
+	return obj, nil
+}
+
 // TopologyInfo is what the NodeTopology informer caches: the node's topology decoded once (its
 // dense levels, not the unstructured maps a dynamic informer would keep, ten times the size),
-// shared with the store, or why it cannot be used.
+// shared with the store, or why it cannot be used. Its parts are shared with other nodes'
+// topologies where they are equal (see share).
 type TopologyInfo struct {
 	metav1.TypeMeta
 	metav1.ObjectMeta
 	Topology    *topology.Node
 	Attachments []v1alpha1.Attachment
 	Problem     string
+	shared      sharedParts // keeps the shared parts alive while this topology uses them
 }
 
 // DeepCopyObject implements runtime.Object. The topology is shared: nothing changes it once
@@ -136,5 +179,6 @@ func TransformTopology(obj any) (any, error) {
 		return info, nil
 	}
 	info.Topology, info.Attachments = &nt.Status.Topology, nt.Status.Attachments
+	info.shared = share(info.Topology)
 	return info, nil
 }

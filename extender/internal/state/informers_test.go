@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -50,5 +53,46 @@ func TestSyncedMeansFoldedIn(t *testing.T) {
 		if v := s.Node(name); !v.Known || v.Summary == nil {
 			t.Fatalf("synced, but %s is not in: %+v", name, v)
 		}
+	}
+}
+
+// TestTransformNodeKeepsWhatTheStoreReads: the Node informer caches the name and the GPUs
+// allocatable, and the store reads the same from it as from the whole Node.
+func TestTransformNodeKeepsWhatTheStoreReads(t *testing.T) {
+	resources := []corev1.ResourceName{"nvidia.com/gpu", "example.com/gpu"}
+	full := extendertest.Node("dgx", 8)
+	full.ResourceVersion = "42"
+	full.Labels["nvidia.com/gpu.product"] = "NVIDIA-H100-80GB-HBM3"
+	full.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet", Operation: metav1.ManagedFieldsOperationUpdate}}
+	full.Status.Images = []corev1.ContainerImage{{Names: []string{"nvcr.io/nvidia/pytorch:24.01-py3"}, SizeBytes: 9 << 30}}
+	full.Status.Allocatable["example.com/gpu"] = resource.MustParse("2")
+	noGPU := extendertest.Node("cpu-only", 0)
+	delete(noGPU.Status.Allocatable, "nvidia.com/gpu")
+	for _, tt := range []struct {
+		node *corev1.Node
+		want *state.NodeInfo
+	}{
+		{full, &state.NodeInfo{ObjectMeta: metav1.ObjectMeta{Name: "dgx", UID: full.UID, ResourceVersion: "42"}, AllocatableGPUs: 10}},
+		{noGPU, &state.NodeInfo{ObjectMeta: metav1.ObjectMeta{Name: "cpu-only", UID: noGPU.UID}, AllocatableGPUs: -1}},
+	} {
+		whole := state.New(resources, placement.DefaultWeights, nil)
+		kept := state.New(resources, placement.DefaultWeights, nil)
+		got, err := kept.TransformNode(tt.node.DeepCopy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s kept (-want +got):\n%s", tt.node.Name, diff)
+		}
+		whole.SetNode(tt.node)
+		kept.SetNodeInfo(got.(*state.NodeInfo))
+		w, _ := whole.DebugNode(tt.node.Name)
+		k, _ := kept.DebugNode(tt.node.Name)
+		if diff := cmp.Diff(w, k); diff != "" || w.AllocatableGPUs != tt.want.AllocatableGPUs {
+			t.Errorf("%s: the store reads the kept Node differently (-whole +kept):\n%s", tt.node.Name, diff)
+		}
+	}
+	if obj, _ := state.New(resources, placement.DefaultWeights, nil).TransformNode("not a node"); obj != "not a node" {
+		t.Errorf("a non-Node came back as %v", obj)
 	}
 }

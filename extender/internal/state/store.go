@@ -78,17 +78,15 @@ func (s *Store) entry(name string) *node {
 }
 
 // SetNode records a Node's GPU allocatable.
-func (s *Store) SetNode(n *corev1.Node) {
+func (s *Store) SetNode(n *corev1.Node) { s.SetNodeInfo(NewNodeInfo(n, s.gpuResources)) }
+
+// SetNodeInfo is SetNode for what the Node informer caches.
+func (s *Store) SetNodeInfo(n *NodeInfo) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.entry(n.Name)
 	e.exists = true
-	e.allocatableGPUs = -1
-	for _, r := range s.gpuResources {
-		if q, ok := n.Status.Allocatable[r]; ok {
-			e.allocatableGPUs = max(e.allocatableGPUs, 0) + int(q.Value())
-		}
-	}
+	e.allocatableGPUs = n.AllocatableGPUs
 	s.rebuild(e)
 }
 
