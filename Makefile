@@ -16,7 +16,7 @@ HELM := $(TOOLS)/helm-$(HELM_VERSION)
 BIN := $(CURDIR)/bin
 FIXTURES := nodeagent/testdata/sysfs
 
-.PHONY: help build test unit e2e chart-test bench-test lint bench bench-placement bench-throughput bench-bandwidth bench-wire fuzz demo discover fixtures images clean
+.PHONY: help build test unit e2e chart-test bench-test lint bench bench-placement bench-throughput bench-bandwidth bench-cni bench-wire fuzz demo discover fixtures images clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -46,6 +46,7 @@ chart-test: $(HELM) ## helm lint, helm template for Kubernetes 1.33-1.37, every 
 bench-test: ## the bench's tests, with a short run of each measurement
 	cd $(BENCH) && go test -count=1 -timeout 15m ./...
 	go test -count=1 -run '^$$' -bench WirePath -benchtime 3x ./extender/internal/server
+	go test -count=1 -run '^$$' -bench AddDel -benchtime 3x ./nodeagent/internal/attach
 
 # extender/e2e is vetted by `go test` as it compiles (a separate go vet there would compile
 # k8s.io/kubernetes a second time on a fresh machine).
@@ -87,6 +88,9 @@ bench-throughput: ## on a real kube-apiserver: the real kube-scheduler on 5,000 
 
 bench-bandwidth: ## as root: topolane's shaping and the CNI bandwidth plugin, TCP each way through a device in a pod namespace; writes bench/bandwidth.svg
 	go run ./nodeagent/internal/shaping/bandwidthbench --plot $(CURDIR)/bench/bandwidth.svg
+
+bench-cni: ## as root: the agent's ADD/DEL against the reference host-device plugin, one PF, one VF, and a full-node pod's 8 PFs
+	go test ./nodeagent/internal/attach -run '^$$' -bench AddDel -benchtime 40x -count 3
 
 bench-wire: ## the extender's HTTP wire path against a trivial encoding/json extender: 5,000 names, 500 full Nodes
 	go test ./extender/internal/server -run '^$$' -bench WirePath -benchtime 10s -count 5
