@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -57,7 +58,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.schedulerNames, "scheduler-names", scheduler.DefaultSchedulerName, "comma-separated schedulerNames whose pods /bind binds (the profiles that call this extender)")
 	fs.Float64Var(&o.qps, "kube-api-qps", 100, "requests per second to the API server, sustained (client-go's rate limiter; each bind makes three)")
 	fs.IntVar(&o.burst, "kube-api-burst", 200, "requests to the API server allowed at once above --kube-api-qps")
-	fs.BoolVar(&o.profiling, "profiling", false, "also serve Go's profiler (/debug/pprof/: heap, CPU, goroutines) on --listen, never on --health-listen")
+	fs.BoolVar(&o.profiling, "profiling", false, "also serve Go's profiler (/debug/pprof/: heap, CPU, goroutines) on --listen, which must then be loopback; never on --health-listen")
 	fs.StringVar(&o.noPF, "no-pf", string(scheduler.NoPFReject), "a pod that needs a whole PF when none is free anywhere: reject (wait) or fallback-vf")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -71,10 +72,23 @@ func parseFlags(args []string) (options, error) {
 	if o.qps <= 0 || o.burst <= 0 {
 		return o, errors.New("--kube-api-qps and --kube-api-burst must be positive")
 	}
+	if o.profiling && !loopback(o.listen) {
+		return o, fmt.Errorf("--profiling needs a loopback --listen (the profiler has no authentication and shows the command line), not %q: e.g. --listen=127.0.0.1:8888, as the chart sets", o.listen)
+	}
 	if len(list(o.schedulerNames)) == 0 {
 		return o, errors.New("--scheduler-names is empty: name the scheduler profiles that call this extender, e.g. topolane-scheduler")
 	}
 	return o, nil
+}
+
+// loopback reports whether a listen address is reachable from this host only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // list splits a comma-separated flag, dropping blanks.

@@ -27,6 +27,11 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--tls-cert-file", "c.pem"}, "--tls-cert-file and --tls-key-file go together"},
 		{[]string{"--weight-fit", "-1"}, "cannot be negative"},
 		{[]string{"--bogus"}, "flag provided but not defined"},
+		// The profiler has no authentication: never on an address other hosts reach.
+		{[]string{"--profiling"}, "--profiling needs a loopback --listen"},
+		{[]string{"--profiling", "--listen", "0.0.0.0:8888"}, "--profiling needs a loopback --listen"},
+		{[]string{"--profiling", "--listen", "10.0.0.7:8888"}, "--profiling needs a loopback --listen"},
+		{[]string{"--profiling", "--listen", "[::]:8888"}, "--profiling needs a loopback --listen"},
 	} {
 		if _, err := parseFlags(tt.args); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: err = %v, want %q", tt.args, err, tt.want)
@@ -49,8 +54,10 @@ func TestProfiling(t *testing.T) {
 	if o, _ := parseFlags(nil); o.profiling {
 		t.Error("--profiling is on by default")
 	}
-	if o, err := parseFlags([]string{"--profiling"}); err != nil || !o.profiling {
-		t.Fatalf("--profiling: %+v, %v", o, err)
+	for _, listen := range []string{"127.0.0.1:8888", "[::1]:8888", "localhost:8888"} {
+		if o, err := parseFlags([]string{"--profiling", "--listen", listen}); err != nil || !o.profiling {
+			t.Fatalf("--profiling --listen %s: %+v, %v", listen, o, err)
+		}
 	}
 	verbs := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "verbs "+r.URL.Path) })
 	srv := httptest.NewServer(withProfiling(verbs))

@@ -177,7 +177,7 @@ func (x *Extender) release(ctx context.Context, pod *corev1.Pod, a *v1alpha1.All
 			"pod", klog.KObj(pod), "allocation", a)
 		return
 	}
-	x.store.Release(pod.UID)
+	x.store.Release(pod.UID, *a)
 }
 
 // allocationPath is the annotation in a JSON patch ("/" escaped as "~1").

@@ -106,10 +106,15 @@ func (s *Store) Reserve(r Reservation) {
 	s.rebuildNamed(r.Allocation.Node)
 }
 
-// Release forgets a pod's assumed reservation (its bind failed).
-func (s *Store) Release(uid types.UID) {
+// Release forgets a pod's assumed reservation of a, its bind having failed. A reservation of
+// another allocation is a later bind's of the pod (the scheduler gave up on the first and bound
+// it again meanwhile): it stays.
+func (s *Store) Release(uid types.UID, a v1alpha1.Allocation) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if r, ok := s.ledger.assumed[uid]; !ok || r.Allocation.String() != a.String() {
+		return
+	}
 	if node := s.ledger.release(uid); node != "" {
 		s.rebuildNamed(node)
 	}
