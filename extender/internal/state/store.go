@@ -85,6 +85,9 @@ func (s *Store) SetNodeInfo(n *NodeInfo) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.entry(n.Name)
+	if e.exists && e.allocatableGPUs == n.AllocatableGPUs {
+		return // a status heartbeat: nothing the summary reads changed
+	}
 	e.exists = true
 	e.allocatableGPUs = n.AllocatableGPUs
 	s.rebuild(e)

@@ -222,3 +222,21 @@ func TestPodInfoKeepsWhatCounts(t *testing.T) {
 		t.Error("deep copy lost the annotation")
 	}
 }
+
+// TestNodeHeartbeatKeepsTheSummary: kubelet updates every Node's status every few seconds; an
+// update that leaves the GPUs as they were changes nothing the store decides with, so the node's
+// summary is not built again (5,000 nodes would rebuild hundreds a second).
+func TestNodeHeartbeatKeepsTheSummary(t *testing.T) {
+	s := dgxStore(nil)
+	before := s.Node("dgx").Summary
+	heartbeat := extendertest.Node("dgx", 8)
+	heartbeat.ResourceVersion = "2"
+	s.SetNode(heartbeat)
+	if s.Node("dgx").Summary != before {
+		t.Error("a Node update with the same GPUs rebuilt the summary")
+	}
+	s.SetNode(extendertest.Node("dgx", 4))
+	if s.Node("dgx").Summary == before {
+		t.Error("a Node update that changed its GPUs kept the old summary")
+	}
+}
