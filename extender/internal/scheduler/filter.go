@@ -104,31 +104,50 @@ func (t *tally) reject(code string, n int) {
 }
 
 // filterNodes decides every node in one pass, writing the answer as it goes. Most nodes are
-// decided by one table entry of their summary; only rejections are worded.
+// decided by one byte of the store's column for the shape; only rejections are worded.
 func (x *Extender) filterNodes(p *filterPass, args *extenderv1.ExtenderArgs, names []string, shape placement.Shape, own ownView) *extenderv1.ExtenderFilterResult {
 	res := newResult()
 	p.tally = tally{rejected: p.tally.rejected[:0]}
 	p.pass = p.pass[:0]
-	_ = x.store.Nodes(names, func(i int, view state.View) error {
-		view = own.of(names[i], view)
-		if view.Known && view.Summary != nil {
-			if fits, _ := view.Summary.Lookup(shape); fits {
-				p.pass = append(p.pass, i)
-				p.tally.fits++
-				return nil
+	fit := func(i, _ int) {
+		p.pass = append(p.pass, i)
+		p.tally.fits++
+	}
+	x.store.Pass(names, shape, own.node, fit, func(i int, view state.View, memo *state.Memo) {
+		if own.node != "" && names[i] == own.node {
+			if view = own.view; view.Known && view.Summary != nil {
+				if fits, _ := view.Summary.Lookup(shape); fits {
+					fit(i, 0)
+					return
+				}
 			}
 		}
-		v := verdictOf(view, names[i], shape)
-		if v.Unresolvable {
-			res.FailedAndUnresolvableNodes[names[i]] = p.prefixed(v.Reason)
+		r := p.rejection(view, names[i], shape, memo)
+		if r.Unresolvable {
+			res.FailedAndUnresolvableNodes[names[i]] = r.Reason
 		} else {
-			res.FailedNodes[names[i]] = p.prefixed(v.Reason)
+			res.FailedNodes[names[i]] = r.Reason
 		}
-		p.tally.reject(v.Code, 1)
-		return nil
+		p.tally.reject(r.Code, 1)
 	})
 	keep(args, res, p.pass)
 	return res
+}
+
+// rejection is why the node refuses the shape, as the answer words it: kept in memo (when
+// there is one) for the next pass.
+func (p *filterPass) rejection(view state.View, name string, shape placement.Shape, memo *state.Memo) *state.Rejection {
+	if memo != nil {
+		if r := memo.Load(); r != nil {
+			return r
+		}
+	}
+	v := verdictOf(view, name, shape)
+	r := &state.Rejection{Code: v.Code, Unresolvable: v.Unresolvable, Reason: p.prefixed(v.Reason)}
+	if memo != nil {
+		memo.Store(r)
+	}
+	return r
 }
 
 // prefixed marks a reason as topolane's in the pod's events, making each string once.

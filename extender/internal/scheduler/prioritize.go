@@ -29,13 +29,16 @@ func (x *Extender) Prioritize(args *extenderv1.ExtenderArgs) (*extenderv1.HostPr
 	}
 	own := x.ownViewOf(args.Pod)
 	shape := x.shapeFor(req, names, own)
-	_ = x.store.Nodes(names, func(i int, view state.View) error {
+	x.store.Pass(names, shape, own.node, func(i, score int) {
+		(*list)[i].Score = int64(score)
+	}, func(i int, view state.View, _ *state.Memo) {
+		// The store's answer covers known nodes; filter rejects the others before the
+		// scheduler asks for scores, but a node only just gone still scores as it fits.
 		if view = own.of(names[i], view); view.Summary != nil {
 			if fits, score := view.Summary.Lookup(shape); fits {
 				(*list)[i].Score = int64(score)
 			}
 		}
-		return nil
 	})
 	return list, nil
 }

@@ -259,3 +259,36 @@ func TestPrioritize(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterAnswersFollowTheNode: a pending pod is filtered again and again; the store keeps
+// each node's answer and the reason it was refused, and both must follow the node's changes.
+func TestFilterAnswersFollowTheNode(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	train := extendertest.Pod("ns", "train", 8)
+	reason := func() string {
+		t.Helper()
+		res := c.filter(train, "dgx-a")
+		if len(*res.NodeNames) == 1 {
+			return ""
+		}
+		return res.FailedNodes["dgx-a"] + res.FailedAndUnresolvableNodes["dgx-a"]
+	}
+	if r := reason(); r != "" {
+		t.Fatalf("an empty DGX refuses a full-node pod: %s", r)
+	}
+	small := extendertest.Pod("ns", "small", 1)
+	small.UID, small.Spec.NodeName = "small", "dgx-a"
+	c.store.SetPod(small)
+	busy := reason()
+	if busy == "" || reason() != busy {
+		t.Fatalf("with a GPU held, the full-node pod is refused twice alike: %q, %q", busy, reason())
+	}
+	c.store.DeletePod(small.UID)
+	if r := reason(); r != "" {
+		t.Fatalf("after the holder went, the node still refuses: %s", r)
+	}
+	c.store.SetNode(extendertest.Node("dgx-a", 6)) // two GPUs kept back from the node
+	if r := reason(); r == "" || r == busy {
+		t.Errorf("with 6 GPUs offered, the reason should say so, not the old reason %q: %q", busy, r)
+	}
+}

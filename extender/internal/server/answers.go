@@ -15,10 +15,12 @@ import (
 )
 
 // The answers of filter and prioritize are written by hand, byte for byte what
-// json.NewEncoder(w).Encode writes for them (map keys sorted, HTML-safe escapes, a final
-// newline), without reflection. Filter answers with full Node objects return each passing
-// Node as the request spelt it when that is certain (see itemSpans), and encode it with
-// encoding/json otherwise.
+// json.NewEncoder(w).Encode writes for them (HTML-safe escapes, a final newline), without
+// reflection, with one difference: the failed nodes of a filter answer come in the order the
+// request named them, not sorted (the same JSON object: the scheduler reads it into a map;
+// sorting 1,000 of them was a fifth of a filter's time). Filter answers with full Node
+// objects return each passing Node as the request spelt it when that is certain (see
+// itemSpans), and encode it with encoding/json otherwise.
 
 // writeAnswer sends q.out as a JSON answer.
 func writeAnswer(w http.ResponseWriter, q *request) {
@@ -43,10 +45,14 @@ func (q *request) appendFilterResult(dst []byte, res *extenderv1.ExtenderFilterR
 	} else {
 		dst = appendStrings(dst, *res.NodeNames)
 	}
+	var passed []string
+	if res.NodeNames != nil {
+		passed = *res.NodeNames
+	}
 	dst = append(dst, `,"FailedNodes":`...)
-	dst = q.appendFailed(dst, res.FailedNodes)
+	dst = q.appendFailed(dst, res.FailedNodes, passed)
 	dst = append(dst, `,"FailedAndUnresolvableNodes":`...)
-	dst = q.appendFailed(dst, res.FailedAndUnresolvableNodes)
+	dst = q.appendFailed(dst, res.FailedAndUnresolvableNodes, passed)
 	dst = append(dst, `,"Error":`...)
 	dst = appendString(dst, res.Error)
 	return append(dst, "}\n"...), nil
@@ -85,16 +91,20 @@ func appendStrings(dst []byte, list []string) []byte {
 	return append(dst, ']')
 }
 
-// appendFailed appends a map of node to reason, keys sorted as encoding/json sorts them.
-func (q *request) appendFailed(dst []byte, m extenderv1.FailedNodesMap) []byte {
+// appendFailed appends a map of node to reason: in the order the request named the nodes,
+// or, when that order does not hold every key exactly once, sorted as encoding/json sorts
+// them.
+func (q *request) appendFailed(dst []byte, m extenderv1.FailedNodesMap, passed []string) []byte {
 	if m == nil {
 		return append(dst, "null"...)
 	}
-	q.pairs = q.pairs[:0]
-	for k, v := range m {
-		q.pairs = append(q.pairs, [2]string{k, v})
+	if !q.failedInOrder(m, passed) {
+		q.pairs = q.pairs[:0]
+		for k, v := range m {
+			q.pairs = append(q.pairs, [2]string{k, v})
+		}
+		slices.SortFunc(q.pairs, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 	}
-	slices.SortFunc(q.pairs, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 	dst = append(dst, '{')
 	for i, kv := range q.pairs {
 		if i > 0 {
@@ -105,6 +115,26 @@ func (q *request) appendFailed(dst []byte, m extenderv1.FailedNodesMap) []byte {
 	}
 	clear(q.pairs)
 	return append(dst, '}')
+}
+
+// failedInOrder puts m's entries in q.pairs in the order of the request's names, stepping
+// over the passed ones (the filter keeps the request's order). It reports whether that found
+// every entry exactly once. Every entry of a filter answer is one of the request's names, so a
+// count that differs means a name came twice (or the answer is not of q's names), and the
+// caller sorts instead.
+func (q *request) failedInOrder(m extenderv1.FailedNodesMap, passed []string) bool {
+	q.pairs = q.pairs[:0]
+	j := 0
+	for _, name := range q.names {
+		if j < len(passed) && passed[j] == name {
+			j++
+			continue
+		}
+		if reason, ok := m[name]; ok {
+			q.pairs = append(q.pairs, [2]string{name, reason})
+		}
+	}
+	return len(q.pairs) == len(m)
 }
 
 // appendNodes appends a NodeList: its envelope by encoding/json, each item as the request spelt

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -204,4 +206,56 @@ func FuzzHandlers(f *testing.F) {
 			t.Errorf("%s %q: %d %s", path, body, code, resp)
 		}
 	})
+}
+
+// TestFailedNodesInTheRequestsOrder: a filter answer lists its failed nodes as the request
+// named them (not sorted: the same JSON object), and sorted, each once, when the request
+// named a node twice; either way the scheduler reads what the filter decided.
+func TestFailedNodesInTheRequestsOrder(t *testing.T) {
+	srv, store := newServer(t, true)
+	for _, name := range []string{"z-full", "m-full", "a-full"} {
+		store.SetNode(extendertest.Node(name, 8))
+		store.SetTopology(name, extendertest.Topology(name, topologytest.DGXH100()), nil)
+		busy := extendertest.Pod("ns", "busy-"+name, 8)
+		busy.Spec.NodeName = name
+		store.SetPod(busy)
+	}
+	for _, c := range []struct {
+		names []string
+		want  string // the order of the failed nodes' keys in the answer
+	}{
+		{[]string{"z-full", "dgx-a", "unknown", "a-full", "dgx-b", "m-full"}, "z-full unknown a-full m-full"},
+		{[]string{"m-full", "dgx-a", "a-full", "m-full"}, "a-full m-full"},
+	} {
+		code, body := post(t, srv.URL+"/filter", "application/json", args(t, 2, c.names...))
+		var res extenderv1.ExtenderFilterResult
+		if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil {
+			t.Fatalf("filter: %d %s", code, body)
+		}
+		order := keysInOrder(body, c.names)
+		if got := strings.Join(order, " "); got != c.want {
+			t.Errorf("%v: failed nodes written in the order %q, want %q:\n%s", c.names, got, c.want, body)
+		}
+		for _, name := range c.names {
+			if strings.Count(body, `"`+name+`":`) > 1 {
+				t.Errorf("%v: %s is a key twice:\n%s", c.names, name, body)
+			}
+		}
+		if n := len(res.FailedNodes) + len(res.FailedAndUnresolvableNodes); n != len(strings.Fields(c.want)) {
+			t.Errorf("%v: %d failed nodes, want %s", c.names, n, c.want)
+		}
+	}
+}
+
+// keysInOrder lists the names that are keys in body, in the order they first appear there.
+func keysInOrder(body string, names []string) []string {
+	at := map[string]int{}
+	for _, name := range names {
+		if i := strings.Index(body, `"`+name+`":`); i >= 0 {
+			at[name] = i
+		}
+	}
+	keys := slices.Collect(maps.Keys(at))
+	slices.SortFunc(keys, func(a, b string) int { return at[a] - at[b] })
+	return keys
 }

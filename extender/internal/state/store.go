@@ -32,9 +32,9 @@ type Store struct {
 
 	mu    sync.RWMutex
 	nodes map[string]*node
-	// views is what requests read, by node: kept apart from nodes and inline in the map so that
-	// a pass over thousands of names touches little memory.
-	views   map[string]View
+	// views is what requests read, by node, kept apart from nodes so that a pass over
+	// thousands of names touches little memory.
+	views   *index
 	podNode map[types.UID]string // the node each pod the informer placed counts on
 	ledger  ledger
 }
@@ -55,7 +55,7 @@ type node struct {
 // New makes an empty store counting the given resources as GPUs and scoring with w. reporter
 // may be nil.
 func New(gpuResources []corev1.ResourceName, w placement.Weights, reporter Reporter) *Store {
-	return &Store{gpuResources: gpuResources, weights: w, reporter: reporter, nodes: map[string]*node{}, views: map[string]View{},
+	return &Store{gpuResources: gpuResources, weights: w, reporter: reporter, nodes: map[string]*node{}, views: newIndex(),
 		podNode: map[types.UID]string{}, ledger: newLedger()}
 }
 
@@ -103,7 +103,7 @@ func (s *Store) DeleteNode(name string) {
 		}
 	}
 	delete(s.nodes, name)
-	delete(s.views, name)
+	s.views.remove(name)
 }
 
 // SetTopology records a node's NodeTopology (copied in), or why it cannot be used.
@@ -214,7 +214,7 @@ func (s *Store) rebuild(e *node) {
 		problems = append(forged, e.summary.Problems...)
 	}
 	s.report(e, problems)
-	s.views[e.name] = View{Known: e.exists, Summary: e.summary, Problem: e.topoProblem} // the same key: assigning replaces a map's key too
+	s.views.set(e.name, View{Known: e.exists, Summary: e.summary, Problem: e.topoProblem})
 }
 
 // report tells the reporter of problems the node did not have before.

@@ -22,7 +22,7 @@ type View struct {
 func (s *Store) Node(name string) View {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.views[name]
+	return s.views.view(name)
 }
 
 // Nodes calls fn with the view of every named node under one read lock, stopping at the first
@@ -32,11 +32,36 @@ func (s *Store) Nodes(names []string, fn func(i int, v View) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for i, name := range names {
-		if err := fn(i, s.views[name]); err != nil {
+		if err := fn(i, s.views.view(name)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Pass asks every named node whether a pod of the shape fits, under one read lock: fits(i,
+// score) for each node that is known, has a summary and fits; other(i, view, memo) for every
+// other node, and for except (when not "": a node the caller sees otherwise, such as where the
+// pod holds a reservation of its own). memo, when not nil, is where the caller may keep why
+// the node refuses the shape; the store empties it when the node changes. Neither callback may
+// call back into the store.
+func (s *Store) Pass(names []string, shape placement.Shape, except string, fits func(i, score int), other func(i int, v View, memo *Memo)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	col := s.views.column(shape)
+	for i, name := range names {
+		_, ord := s.views.find(name)
+		switch {
+		case ord < 0:
+			other(i, View{}, nil)
+		case except != "" && name == except:
+			other(i, s.views.views[ord], nil)
+		case col.fits[ord] > 0:
+			fits(i, int(col.fits[ord])-1)
+		default:
+			other(i, s.views.views[ord], &col.rejected[ord])
+		}
+	}
 }
 
 // ReservedFor returns the node where the pod holds a reservation (assumed by a bind, or its own
@@ -60,7 +85,7 @@ func (s *Store) NodeWithout(name string, uids ...types.UID) View {
 	defer s.mu.RUnlock()
 	e := s.nodes[name]
 	if e == nil || e.topo == nil {
-		return s.views[name]
+		return s.views.view(name)
 	}
 	var assumed []Reservation
 	for _, r := range s.ledger.on(name) {
