@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
@@ -28,6 +29,9 @@ func BindLikeTheAPIServer(client *fake.Clientset) {
 			return true, nil, err
 		}
 		pod := obj.(*corev1.Pod).DeepCopy()
+		if b.ResourceVersion != "" && b.ResourceVersion != pod.ResourceVersion {
+			return true, nil, apierrors.NewConflict(gvr.GroupResource(), pod.Name, fmt.Errorf("the pod is at resourceVersion %q, not %q", pod.ResourceVersion, b.ResourceVersion))
+		}
 		if pod.Spec.NodeName != "" {
 			return true, nil, fmt.Errorf("pod %s/%s is already bound to %s", pod.Namespace, pod.Name, pod.Spec.NodeName)
 		}

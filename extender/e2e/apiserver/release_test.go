@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/topolane/topolane/extender/embedded"
@@ -66,5 +67,64 @@ func TestReleaseOnTheRealAPIServer(t *testing.T) {
 				t.Errorf("after the failed bind the pod is on %q, its reservation kept: %v; want %q, %v", got.Spec.NodeName, kept, tt.wantNode, tt.wantKept)
 			}
 		})
+	}
+}
+
+// TestTwoBindsOfOnePod: the scheduler gave up on a bind (its timeout) and bound the pod again
+// elsewhere while the first still ran. Here the second bind's reservation for dgx-b lands
+// between the first's reservation for dgx-a and its Binding: the first Binding must then fail
+// (the pod is no longer as its reservation left it), or the pod would run on dgx-a holding
+// dgx-b's devices, which dgx-b's agent would never give it and dgx-a's would not know of.
+func TestTwoBindsOfOnePod(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := startAPIServer(t, ctx)
+	installCRD(t, ctx, c.cfg)
+	for _, node := range []string{"dgx-a", "dgx-b"} {
+		if err := createGPUNode(ctx, c, node, extendertest.Topology(node, topologytest.DGXH100())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod := extendertest.Pod(ns, "twice", 8)
+	pod.UID = ""
+	pod, err := c.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	faults := &apiFaults{}
+	faults.beforeBinding = func(string) {
+		faults.beforeBinding = nil // the other bind's reservation, once
+		current, err := c.client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		other, err := v1alpha1.ParseAllocation(current.Annotations[v1alpha1.AnnotationAllocation])
+		if err != nil {
+			t.Errorf("the first bind wrote no reservation before its Binding: %v", err)
+			return
+		}
+		other.Node = "dgx-b"
+		patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, v1alpha1.AnnotationAllocation, other.String())
+		if _, err := c.client.CoreV1().Pods(ns).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Error(err)
+		}
+	}
+	client, dyn := faults.clients(c.cfg)
+	ext := embedded.New(client, embedded.Config{})
+	if err := ext.Watch(ctx, client, dyn, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	bindErr := ext.Bind(ctx, &extenderv1.ExtenderBindingArgs{PodName: pod.Name, PodNamespace: ns, PodUID: pod.UID, Node: "dgx-a"})
+	got, err := c.client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := v1alpha1.ParseAllocation(got.Annotations[v1alpha1.AnnotationAllocation])
+	if got.Spec.NodeName != "" && (err != nil || a.Node != got.Spec.NodeName) {
+		t.Fatalf("the pod is bound to %s holding a reservation for %q (%v)", got.Spec.NodeName, a.Node, err)
+	}
+	if bindErr == nil || got.Spec.NodeName != "" || a.Node != "dgx-b" {
+		t.Errorf("bind: %v; the pod on %q with the reservation for %q; want the bind refused, the pod pending with the other bind's reservation", bindErr, got.Spec.NodeName, a.Node)
 	}
 }

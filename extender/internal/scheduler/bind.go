@@ -22,9 +22,13 @@ import (
 const releaseTimeout = 30 * time.Second
 
 // Bind reserves the pod's devices on the node and binds the pod, under the node's lock: check
-// again, record the reservation on the pod (topolane.io/allocation), then create the Binding. On
-// any failure the reservation is released. A repeated bind of a pod already bound to the node
-// succeeds. Only pods of the schedulers the extender serves are bound.
+// again, record the reservation on the pod (topolane.io/allocation), then create the Binding,
+// on the condition that the pod is still as the reservation left it (its resourceVersion): a
+// second bind of the same pod to another node (the scheduler retried after its timeout) that
+// wrote its own reservation in between makes this Binding fail, so a pod is never bound to one
+// node holding another node's devices. On any failure the reservation is released. A repeated
+// bind of a pod already bound to the node succeeds. Only pods of the schedulers the extender
+// serves are bound.
 func (x *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArgs) error {
 	logger := klog.FromContext(ctx).WithValues("pod", klog.KRef(args.PodNamespace, args.PodName), "node", args.Node)
 	pod, err := x.client.CoreV1().Pods(args.PodNamespace).Get(ctx, args.PodName, metav1.GetOptions{})
@@ -44,11 +48,11 @@ func (x *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 	}
 	unlock := x.store.LockNode(args.Node)
 	defer unlock()
-	alloc, err := x.reserve(ctx, pod, args.Node)
+	alloc, version, err := x.reserve(ctx, pod, args.Node)
 	if err != nil {
 		return x.bindFailed("conflict", err)
 	}
-	if err := x.bindPod(ctx, pod, args.Node); err != nil {
+	if err := x.bindPod(ctx, pod, args.Node, version); err != nil {
 		x.release(ctx, pod, alloc)
 		return x.bindFailed("error", err)
 	}
@@ -69,38 +73,39 @@ func (x *Extender) served() string {
 	return strings.Join(x.cfg.SchedulerNames, ", ")
 }
 
-// reserve decides the devices and records them on the pod and in the ledger. A pod that already
-// carries its own reservation for this node, still free (an earlier bind whose reply was lost),
-// keeps it. A pod topolane gives nothing to reserves nothing, with or without a topology.
-func (x *Extender) reserve(ctx context.Context, pod *corev1.Pod, node string) (*v1alpha1.Allocation, error) {
+// reserve decides the devices and records them on the pod and in the ledger, returning them
+// and the pod's resourceVersion that holds them. A pod that already carries its own
+// reservation for this node, still free (an earlier bind whose reply was lost), keeps it. A pod
+// topolane gives nothing to reserves nothing, with or without a topology.
+func (x *Extender) reserve(ctx context.Context, pod *corev1.Pod, node string) (*v1alpha1.Allocation, string, error) {
 	req, err := x.request(pod)
 	if err != nil {
-		return nil, fmt.Errorf("%w: pod %s/%s: %v", ErrBadRequest, pod.Namespace, pod.Name, err)
+		return nil, "", fmt.Errorf("%w: pod %s/%s: %v", ErrBadRequest, pod.Namespace, pod.Name, err)
 	}
 	if !acts(req) {
-		return nil, nil
+		return nil, "", nil
 	}
 	view := x.store.NodeWithout(node, pod.UID)
 	if a, ok := ownReservation(pod, node, view); ok {
 		x.store.Reserve(reservation(pod, req.GPUs, a, pod.ResourceVersion))
-		return &a, nil
+		return &a, pod.ResourceVersion, nil
 	}
 	shape := x.shapeFor(req, []string{node}, ownView{node: node, view: view})
 	v := verdictOf(view, node, shape)
 	if !v.Fits {
-		return nil, fmt.Errorf("%w: node %s can no longer take the pod: %s", ErrConflict, node, v.Reason)
+		return nil, "", fmt.Errorf("%w: node %s can no longer take the pod: %s", ErrConflict, node, v.Reason)
 	}
 	choices, err := view.Summary.Plan(shape.Request, v.Need, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConflict, err)
+		return nil, "", fmt.Errorf("%w: %v", ErrConflict, err)
 	}
 	a := v1alpha1.AllocationOf(node, pod.UID, choices)
 	updated, err := x.annotate(ctx, pod, a)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	x.store.Reserve(reservation(pod, req.GPUs, a, updated.ResourceVersion))
-	return &a, nil
+	return &a, updated.ResourceVersion, nil
 }
 
 // ownReservation is the pod's allocation, if it is its own, for this node, and every device of it
@@ -134,9 +139,11 @@ func (x *Extender) annotate(ctx context.Context, pod *corev1.Pod, a v1alpha1.All
 	return updated, nil
 }
 
-func (x *Extender) bindPod(ctx context.Context, pod *corev1.Pod, node string) error {
+// bindPod creates the pod's Binding; with version set, only while the pod is at that
+// resourceVersion (the API server checks it as a precondition).
+func (x *Extender) bindPod(ctx context.Context, pod *corev1.Pod, node, version string) error {
 	binding := &corev1.Binding{
-		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
+		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: version},
 		Target:     corev1.ObjectReference{Kind: "Node", Name: node},
 	}
 	err := x.client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
