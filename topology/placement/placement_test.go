@@ -481,15 +481,12 @@ func TestScore(t *testing.T) {
 	}
 }
 
-// TestGPUsTheAgentReportsHeldAreNotFree: a device's GPUs are busy before the pod informer
-// counts its pod, and the node then says it has fewer GPUs free, not that no rail is blocked.
-func TestGPUsTheAgentReportsHeldAreNotFree(t *testing.T) {
+// TestGPUsTheAgentReportsHeldAreNamed: a device's GPUs are busy before the pod informer
+// counts its pod; a pod that needs them is told so, not that no rail is blocked.
+func TestGPUsTheAgentReportsHeldAreNamed(t *testing.T) {
 	held := placement.Allocation{Pod: "ns/other", Kind: placement.KindVF, NIC: dgxNICs[0], Device: dgxVF0, GPUs: []string{dgxGPUs[5]}}
 	s := placement.Summarize(topologytest.DGXH100().Node(), placement.Usage{Allocations: []placement.Allocation{held}}, placement.DefaultWeights)
-	if s.GPUsFree != 7 {
-		t.Errorf("GPUs free: %d, want 7", s.GPUsFree)
-	}
-	if v := s.Check(placement.Request{GPUs: 8}); v.Fits || v.Code != placement.CodeGPUsBusy || !strings.Contains(v.Reason, "7 of 8") {
-		t.Errorf("an 8-GPU pod: %+v; want refused as GPUs busy, 7 of 8 free", v)
+	if v := s.Check(placement.Request{GPUs: 8}); v.Fits || !strings.Contains(v.Reason, "7 of 8 free, 1 more held by devices") {
+		t.Errorf("an 8-GPU pod: %+v; want refused, 7 of 8 GPUs free and 1 held by a device", v)
 	}
 }

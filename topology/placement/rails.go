@@ -135,6 +135,12 @@ func (s *Summary) railsReason(req Request, need Need) string {
 	gdrOnly := req.GDR == GDRRequired
 	p := s.plan(need, gdrOnly)
 	blockers := s.railBlockers(need, gdrOnly)
+	if held := s.GPUsFree - len(s.free); held > 0 && req.GPUs > len(s.free) {
+		// GPUs that devices the agent reports serve, their pods not counted yet (the pod
+		// informer lags the agent's report, or the pod is gone and its devices not yet
+		// returned).
+		return fmt.Sprintf("needs %d GPUs: %d of %d free, %d more held by devices whose pods are not counted (yet)", req.GPUs, len(s.free), s.GPUsTotal, held)
+	}
 	if need == NeedPF && req.GPUs >= len(s.free) {
 		return fmt.Sprintf("needs the whole PF of %d rails for %d/%d GPUs: %s", s.freeRails(), req.GPUs, s.GPUsFree, blockers)
 	}

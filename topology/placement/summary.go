@@ -93,9 +93,6 @@ func Summarize(node *topology.Node, u Usage, w Weights) *Summary {
 	s.indexNICs()
 	busy := s.hold(u)
 	s.indexGPUs(busy)
-	// A GPU the agent reports held is in use even before its pod is counted (the pod
-	// informer lags the agent's report): fewer free GPUs, said as such.
-	s.GPUsFree = min(s.GPUsFree, len(s.free))
 	s.precompute()
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
@@ -126,5 +127,90 @@ func TestTwoBindsOfOnePod(t *testing.T) {
 	}
 	if bindErr == nil || got.Spec.NodeName != "" || a.Node != "dgx-b" {
 		t.Errorf("bind: %v; the pod on %q with the reservation for %q; want the bind refused, the pod pending with the other bind's reservation", bindErr, got.Spec.NodeName, a.Node)
+	}
+}
+
+// TestBindAfterAnotherBound: the other order of two binds of one pod. This bind read the pod
+// unbound, then the other bind's Binding to dgx-a went through before this bind's reservation
+// for dgx-b was written: the reservation must not land on the pod bound to dgx-a.
+func TestBindAfterAnotherBound(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := startAPIServer(t, ctx)
+	installCRD(t, ctx, c.cfg)
+	for _, node := range []string{"dgx-a", "dgx-b"} {
+		if err := createGPUNode(ctx, c, node, extendertest.Topology(node, topologytest.DGXH100())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod := extendertest.Pod(ns, "late", 8)
+	pod.UID = ""
+	pod, err := c.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	faults := &apiFaults{}
+	faults.beforePatch = func(string) {
+		faults.beforePatch = nil // the other bind's Binding, once
+		binding := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: ns}, Target: corev1.ObjectReference{Kind: "Node", Name: "dgx-a"}}
+		if err := c.client.CoreV1().Pods(ns).Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
+			t.Error(err)
+		}
+	}
+	client, dyn := faults.clients(c.cfg)
+	ext := embedded.New(client, embedded.Config{})
+	if err := ext.Watch(ctx, client, dyn, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	bindErr := ext.Bind(ctx, &extenderv1.ExtenderBindingArgs{PodName: pod.Name, PodNamespace: ns, PodUID: pod.UID, Node: "dgx-b"})
+	got, err := c.client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := got.Annotations[v1alpha1.AnnotationAllocation]; ok || bindErr == nil || got.Spec.NodeName != "dgx-a" {
+		t.Errorf("bind: %v; the pod on %q with the reservation %q; want the bind refused, the pod on dgx-a without dgx-b's reservation", bindErr, got.Spec.NodeName, a)
+	}
+}
+
+// TestBindAfterAnUnrelatedWrite: something else writes the pod (a label) between the bind's
+// reservation and its Binding. The pod still holds this bind's reservation and is unbound, so
+// the Binding is sent again and the bind succeeds.
+func TestBindAfterAnUnrelatedWrite(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := startAPIServer(t, ctx)
+	installCRD(t, ctx, c.cfg)
+	if err := createGPUNode(ctx, c, "dgx-a", extendertest.Topology("dgx-a", topologytest.DGXH100())); err != nil {
+		t.Fatal(err)
+	}
+	pod := extendertest.Pod(ns, "labelled", 8)
+	pod.UID = ""
+	pod, err := c.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	faults := &apiFaults{}
+	faults.beforeBinding = func(string) {
+		faults.beforeBinding = nil
+		patch := []byte(`{"metadata":{"labels":{"team":"vision"}}}`)
+		if _, err := c.client.CoreV1().Pods(ns).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Error(err)
+		}
+	}
+	client, dyn := faults.clients(c.cfg)
+	ext := embedded.New(client, embedded.Config{})
+	if err := ext.Watch(ctx, client, dyn, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := ext.Bind(ctx, &extenderv1.ExtenderBindingArgs{PodName: pod.Name, PodNamespace: ns, PodUID: pod.UID, Node: "dgx-a"}); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	got, err := c.client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := v1alpha1.ParseAllocation(got.Annotations[v1alpha1.AnnotationAllocation])
+	if got.Spec.NodeName != "dgx-a" || err != nil || a.Node != "dgx-a" || got.Labels["team"] != "vision" {
+		t.Errorf("the pod on %q, its reservation for %q (%v), labels %v; want bound to dgx-a with its reservation and the label", got.Spec.NodeName, a.Node, err, got.Labels)
 	}
 }

@@ -52,7 +52,7 @@ func (x *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 	if err != nil {
 		return x.bindFailed("conflict", err)
 	}
-	if err := x.bindPod(ctx, pod, args.Node, version); err != nil {
+	if err := x.bindPod(ctx, pod, args.Node, alloc, version); err != nil {
 		x.release(ctx, pod, alloc)
 		return x.bindFailed("error", err)
 	}
@@ -127,28 +127,59 @@ func reservation(pod *corev1.Pod, gpus int, a v1alpha1.Allocation, rv string) st
 	return state.Reservation{UID: pod.UID, Pod: pod.Namespace + "/" + pod.Name, GPUs: gpus, Allocation: a, ResourceVersion: rv}
 }
 
-// annotate writes the reservation on the pod. The patch names the pod's UID, so it cannot land
-// on another pod of the same name.
+// annotate writes the reservation on the pod while it is unbound. The patch names the pod's
+// UID, so it cannot land on another pod of the same name, and its resourceVersion, so it cannot
+// land on a pod another bind has bound meanwhile: on a conflict the pod is read again and, still
+// unbound, patched again.
 func (x *Extender) annotate(ctx context.Context, pod *corev1.Pod, a v1alpha1.Allocation) (*corev1.Pod, error) {
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"uid": pod.UID,
-		"annotations": map[string]any{v1alpha1.AnnotationAllocation: a.String()}}})
-	updated, err := x.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("recording the reservation on pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	for attempt := 1; ; attempt++ {
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"uid": pod.UID, "resourceVersion": pod.ResourceVersion,
+			"annotations": map[string]any{v1alpha1.AnnotationAllocation: a.String()}}})
+		updated, err := x.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		if err == nil {
+			return updated, nil
+		}
+		if !apierrors.IsConflict(err) || attempt == maxAttempts {
+			return nil, fmt.Errorf("recording the reservation on pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+		current, err := x.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("reading pod %s/%s again: %w", pod.Namespace, pod.Name, err)
+		case current.UID != pod.UID:
+			return nil, fmt.Errorf("%w: pod %s/%s (uid %s) was deleted meanwhile", ErrNotFound, pod.Namespace, pod.Name, pod.UID)
+		case current.Spec.NodeName != "":
+			return nil, fmt.Errorf("%w: pod %s/%s was bound to %s meanwhile", ErrConflict, pod.Namespace, pod.Name, current.Spec.NodeName)
+		}
+		pod = current
 	}
-	return updated, nil
 }
 
-// bindPod creates the pod's Binding; with version set, only while the pod is at that
-// resourceVersion (the API server checks it as a precondition).
-func (x *Extender) bindPod(ctx context.Context, pod *corev1.Pod, node, version string) error {
-	binding := &corev1.Binding{
-		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: version},
-		Target:     corev1.ObjectReference{Kind: "Node", Name: node},
-	}
-	err := x.client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
-	if err == nil {
-		return nil
+// maxAttempts bounds the writes a bind retries when another writer changed the pod in between.
+const maxAttempts = 3
+
+// bindPod creates the pod's Binding. With a reservation, only while the pod is at version, the
+// resourceVersion that holds it (the API server checks it as a precondition): when the pod
+// changed meanwhile, the Binding is sent again only if the pod is still unbound and still holds
+// this reservation.
+func (x *Extender) bindPod(ctx context.Context, pod *corev1.Pod, node string, a *v1alpha1.Allocation, version string) error {
+	var err error
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		binding := &corev1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: version},
+			Target:     corev1.ObjectReference{Kind: "Node", Name: node},
+		}
+		if err = x.client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{}); err == nil {
+			return nil
+		}
+		if a == nil || !apierrors.IsConflict(err) {
+			break
+		}
+		current, getErr := x.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if getErr != nil || current.UID != pod.UID || current.Spec.NodeName != "" || current.Annotations[v1alpha1.AnnotationAllocation] != a.String() {
+			break
+		}
+		version = current.ResourceVersion
 	}
 	// The binding may have gone through with its answer lost, often because the scheduler's
 	// request ended (its extender timeout): ask with a context of its own, or the release that

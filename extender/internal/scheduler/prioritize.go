@@ -32,8 +32,9 @@ func (x *Extender) Prioritize(args *extenderv1.ExtenderArgs) (*extenderv1.HostPr
 	x.store.Pass(names, shape, own.node, func(i, score int) {
 		(*list)[i].Score = int64(score)
 	}, func(i int, view state.View, _ *state.Memo) {
-		// The store's answer covers known nodes; filter rejects the others before the
-		// scheduler asks for scores, but a node only just gone still scores as it fits.
+		// A node with a summary but no Node object yet scores as it fits (filter rejects it
+		// first, so the scheduler rarely asks); the pod's own node is seen without its
+		// reservation.
 		if view = own.of(names[i], view); view.Summary != nil {
 			if fits, score := view.Summary.Lookup(shape); fits {
 				(*list)[i].Score = int64(score)

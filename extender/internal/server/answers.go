@@ -117,15 +117,18 @@ func (q *request) appendFailed(dst []byte, m extenderv1.FailedNodesMap, passed [
 	return append(dst, '}')
 }
 
-// failedInOrder puts m's entries in q.pairs in the order of the request's names, stepping
-// over the passed ones (the filter keeps the request's order). It reports whether that found
-// every entry exactly once. Every entry of a filter answer is one of the request's names, so a
-// count that differs means a name came twice (or the answer is not of q's names), and the
-// caller sorts instead.
+// failedInOrder puts m's entries in q.pairs in the order of the request's node names,
+// stepping over the passed ones (the filter keeps the request's order). It reports whether
+// that found every entry exactly once. Every entry of a filter answer is one of the request's
+// names, so a count that differs means a name came twice (or the answer is not of this
+// request's names), and the caller sorts instead.
 func (q *request) failedInOrder(m extenderv1.FailedNodesMap, passed []string) bool {
 	q.pairs = q.pairs[:0]
+	if q.args.NodeNames == nil { // full Nodes (or none): sorted
+		return len(m) == 0
+	}
 	j := 0
-	for _, name := range q.names {
+	for _, name := range *q.args.NodeNames { // as decoded, by either reader
 		if j < len(passed) && passed[j] == name {
 			j++
 			continue
