@@ -40,11 +40,7 @@ func TestReleaseOnTheRealAPIServer(t *testing.T) {
 		{"binding went through, its answer lost", &apiFaults{lostEvery: 1}, "dgx-a", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			client, dyn := tt.faults.clients(c.cfg)
-			ext := embedded.New(client, embedded.Config{})
-			if err := ext.Watch(ctx, client, dyn, 30*time.Second); err != nil {
-				t.Fatal(err)
-			}
+			ext := extenderBehind(t, ctx, c, tt.faults)
 			pod := extendertest.Pod(ns, fmt.Sprintf("release-%t", tt.wantKept), 8)
 			pod.UID = ""
 			pod, err := c.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
@@ -79,19 +75,7 @@ func TestReleaseOnTheRealAPIServer(t *testing.T) {
 func TestTwoBindsOfOnePod(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := startAPIServer(t, ctx)
-	installCRD(t, ctx, c.cfg)
-	for _, node := range []string{"dgx-a", "dgx-b"} {
-		if err := createGPUNode(ctx, c, node, extendertest.Topology(node, topologytest.DGXH100())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pod := extendertest.Pod(ns, "twice", 8)
-	pod.UID = ""
-	pod, err := c.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, pod := pendingPodOn(t, ctx, "twice", "dgx-a", "dgx-b")
 	faults := &apiFaults{}
 	faults.beforeBinding = func(string) {
 		faults.beforeBinding = nil // the other bind's reservation, once
@@ -111,16 +95,9 @@ func TestTwoBindsOfOnePod(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	client, dyn := faults.clients(c.cfg)
-	ext := embedded.New(client, embedded.Config{})
-	if err := ext.Watch(ctx, client, dyn, 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	ext := extenderBehind(t, ctx, c, faults)
 	bindErr := ext.Bind(ctx, &extenderv1.ExtenderBindingArgs{PodName: pod.Name, PodNamespace: ns, PodUID: pod.UID, Node: "dgx-a"})
-	got, err := c.client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := podNow(t, ctx, c, pod.Name)
 	a, err := v1alpha1.ParseAllocation(got.Annotations[v1alpha1.AnnotationAllocation])
 	if got.Spec.NodeName != "" && (err != nil || a.Node != got.Spec.NodeName) {
 		t.Fatalf("the pod is bound to %s holding a reservation for %q (%v)", got.Spec.NodeName, a.Node, err)
@@ -136,19 +113,7 @@ func TestTwoBindsOfOnePod(t *testing.T) {
 func TestBindAfterAnotherBound(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := startAPIServer(t, ctx)
-	installCRD(t, ctx, c.cfg)
-	for _, node := range []string{"dgx-a", "dgx-b"} {
-		if err := createGPUNode(ctx, c, node, extendertest.Topology(node, topologytest.DGXH100())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pod := extendertest.Pod(ns, "late", 8)
-	pod.UID = ""
-	pod, err := c.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, pod := pendingPodOn(t, ctx, "late", "dgx-a", "dgx-b")
 	faults := &apiFaults{}
 	faults.beforePatch = func(string) {
 		faults.beforePatch = nil // the other bind's Binding, once
@@ -157,16 +122,9 @@ func TestBindAfterAnotherBound(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	client, dyn := faults.clients(c.cfg)
-	ext := embedded.New(client, embedded.Config{})
-	if err := ext.Watch(ctx, client, dyn, 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	ext := extenderBehind(t, ctx, c, faults)
 	bindErr := ext.Bind(ctx, &extenderv1.ExtenderBindingArgs{PodName: pod.Name, PodNamespace: ns, PodUID: pod.UID, Node: "dgx-b"})
-	got, err := c.client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := podNow(t, ctx, c, pod.Name)
 	if a, ok := got.Annotations[v1alpha1.AnnotationAllocation]; ok || bindErr == nil || got.Spec.NodeName != "dgx-a" {
 		t.Errorf("bind: %v; the pod on %q with the reservation %q; want the bind refused, the pod on dgx-a without dgx-b's reservation", bindErr, got.Spec.NodeName, a)
 	}
@@ -178,17 +136,7 @@ func TestBindAfterAnotherBound(t *testing.T) {
 func TestBindAfterAnUnrelatedWrite(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := startAPIServer(t, ctx)
-	installCRD(t, ctx, c.cfg)
-	if err := createGPUNode(ctx, c, "dgx-a", extendertest.Topology("dgx-a", topologytest.DGXH100())); err != nil {
-		t.Fatal(err)
-	}
-	pod := extendertest.Pod(ns, "labelled", 8)
-	pod.UID = ""
-	pod, err := c.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, pod := pendingPodOn(t, ctx, "labelled", "dgx-a")
 	faults := &apiFaults{}
 	faults.beforeBinding = func(string) {
 		faults.beforeBinding = nil
@@ -197,20 +145,49 @@ func TestBindAfterAnUnrelatedWrite(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	ext := extenderBehind(t, ctx, c, faults)
+	if err := ext.Bind(ctx, &extenderv1.ExtenderBindingArgs{PodName: pod.Name, PodNamespace: ns, PodUID: pod.UID, Node: "dgx-a"}); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	got := podNow(t, ctx, c, pod.Name)
+	a, err := v1alpha1.ParseAllocation(got.Annotations[v1alpha1.AnnotationAllocation])
+	if got.Spec.NodeName != "dgx-a" || err != nil || a.Node != "dgx-a" || got.Labels["team"] != "vision" {
+		t.Errorf("the pod on %q, its reservation for %q (%v), labels %v; want bound to dgx-a with its reservation and the label", got.Spec.NodeName, a.Node, err, got.Labels)
+	}
+}
+
+// pendingPodOn starts an API server with DGX H100 nodes and creates an 8-GPU pod, pending.
+func pendingPodOn(t *testing.T, ctx context.Context, name string, nodes ...string) (cluster, *corev1.Pod) {
+	c := startAPIServer(t, ctx)
+	installCRD(t, ctx, c.cfg)
+	for _, node := range nodes {
+		if err := createGPUNode(ctx, c, node, extendertest.Topology(node, topologytest.DGXH100())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod := extendertest.Pod(ns, name, 8)
+	pod.UID = ""
+	pod, err := c.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, pod
+}
+
+// extenderBehind runs the extender in-process, its clients meeting the faults, once synced.
+func extenderBehind(t *testing.T, ctx context.Context, c cluster, faults *apiFaults) *embedded.Extender {
 	client, dyn := faults.clients(c.cfg)
 	ext := embedded.New(client, embedded.Config{})
 	if err := ext.Watch(ctx, client, dyn, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := ext.Bind(ctx, &extenderv1.ExtenderBindingArgs{PodName: pod.Name, PodNamespace: ns, PodUID: pod.UID, Node: "dgx-a"}); err != nil {
-		t.Fatalf("bind: %v", err)
-	}
-	got, err := c.client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+	return ext
+}
+
+func podNow(t *testing.T, ctx context.Context, c cluster, name string) *corev1.Pod {
+	pod, err := c.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := v1alpha1.ParseAllocation(got.Annotations[v1alpha1.AnnotationAllocation])
-	if got.Spec.NodeName != "dgx-a" || err != nil || a.Node != "dgx-a" || got.Labels["team"] != "vision" {
-		t.Errorf("the pod on %q, its reservation for %q (%v), labels %v; want bound to dgx-a with its reservation and the label", got.Spec.NodeName, a.Node, err, got.Labels)
-	}
+	return pod
 }

@@ -249,51 +249,47 @@ func TestPassesWhileNodesChange(t *testing.T) {
 	s := dgxStore(nil)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	loop(&wg, stop, func(i int) {
+		pod := bound(extendertest.Pod("ns", "p", 1+i%8), "dgx")
+		s.SetPod(pod)
+		name := fmt.Sprintf("n%d", i%50)
+		s.SetNode(extendertest.Node(name, 8))
+		s.SetTopology(name, extendertest.Topology(name, topologytest.DGXH100()), nil)
+		s.DeletePod(pod.UID)
+		if i%3 == 0 {
+			s.DeleteNode(fmt.Sprintf("n%d", (i+25)%50))
+		}
+	})
+	names := []string{"dgx", "n1", "n2", "n3", "n30", "unknown"}
+	for g := range 2 {
+		loop(&wg, stop, func(i int) {
+			shape := placement.ShapeOf(placement.Request{GPUs: 1 + (g+i)%8})
+			s.Pass(names, shape, "", func(_, score int) {
+				if score < 0 || score > placement.MaxScore {
+					t.Errorf("score %d", score)
+				}
+			}, func(i int, v state.View, memo *state.Memo) {
+				if memo != nil && memo.Load() == nil {
+					memo.Store(&state.Rejection{Reason: names[i]})
+				}
+			})
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+}
+
+// loop calls fn(0), fn(1), … in a goroutine of its own until stop is closed.
+func loop(wg *sync.WaitGroup, stop <-chan struct{}, fn func(i int)) {
+	wg.Go(func() {
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
 			default:
-			}
-			pod := bound(extendertest.Pod("ns", "p", 1+i%8), "dgx")
-			s.SetPod(pod)
-			name := fmt.Sprintf("n%d", i%50)
-			s.SetNode(extendertest.Node(name, 8))
-			s.SetTopology(name, extendertest.Topology(name, topologytest.DGXH100()), nil)
-			s.DeletePod(pod.UID)
-			if i%3 == 0 {
-				s.DeleteNode(fmt.Sprintf("n%d", (i+25)%50))
+				fn(i)
 			}
 		}
-	}()
-	names := []string{"dgx", "n1", "n2", "n3", "n30", "unknown"}
-	for g := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				shape := placement.ShapeOf(placement.Request{GPUs: 1 + (g+i)%8})
-				s.Pass(names, shape, "", func(_, score int) {
-					if score < 0 || score > placement.MaxScore {
-						t.Errorf("score %d", score)
-					}
-				}, func(i int, v state.View, memo *state.Memo) {
-					if memo != nil && memo.Load() == nil {
-						memo.Store(&state.Rejection{Reason: names[i]})
-					}
-				})
-			}
-		}()
-	}
-	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	})
 }
