@@ -159,7 +159,9 @@ func TestPodsAreTheirOwn(t *testing.T) {
 	}
 }
 
-// The answers must be byte for byte what json.NewEncoder(w).Encode writes.
+// The answers must be byte for byte what json.NewEncoder(w).Encode writes: here the answers
+// are not of a request's names, so failed nodes come sorted, as encoding/json sorts them
+// (TestFailedNodesInTheRequestsOrder covers the request's order).
 
 var oddStrings = []string{"", "node-1", `a"b\c`, "<script>&", "\b\f\n\r\t\x00\x1f\x7f", "nœud", "\u2028\u2029", "a\xffb\xc3", "\U0001F600", "\ufffd"}
 
