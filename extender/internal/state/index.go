@@ -63,7 +63,8 @@ type Rejection struct {
 }
 
 // maxColumns bounds the shapes kept: a cluster asks a handful (mode × rails × gdr × GPUs); past
-// the bound the oldest is dropped and rebuilt when next asked, one pass over the summaries.
+// the bound the least used lately is dropped and rebuilt when next asked, one pass over the
+// summaries.
 const maxColumns = 32
 
 func newIndex() *index {
@@ -194,32 +195,40 @@ func (x *index) compactNames() {
 }
 
 // column is the shape's column, built on first use. The caller holds the store's read lock.
+// A column used again moves to the front once it is in the older half, so the columns dropped
+// are the ones least used lately, not merely the oldest.
 func (x *index) column(shape placement.Shape) *column {
-	if c := x.lookColumn(shape); c != nil {
+	if c, at := x.lookColumn(shape); c != nil && at < maxColumns/2 {
 		return c
 	}
 	x.colMu.Lock()
 	defer x.colMu.Unlock()
-	if c := x.lookColumn(shape); c != nil { // another request built it meanwhile
+	c, at := x.lookColumn(shape) // another request may have built or moved it meanwhile
+	if c != nil && at < maxColumns/2 {
 		return c
 	}
-	c := &column{shape: shape, fits: make([]uint8, len(x.views)), rejected: make([]Memo, len(x.views))}
-	for ord, v := range x.views {
-		c.fits[ord] = answerOf(v, shape)
-	}
 	old := *x.columns.Load()
+	if c != nil {
+		old = slices.Delete(slices.Clone(old), at, at+1)
+	} else {
+		c = &column{shape: shape, fits: make([]uint8, len(x.views)), rejected: make([]Memo, len(x.views))}
+		for ord, v := range x.views {
+			c.fits[ord] = answerOf(v, shape)
+		}
+	}
 	cols := append([]*column{c}, old[:min(len(old), maxColumns-1)]...)
 	x.columns.Store(&cols)
 	return c
 }
 
-func (x *index) lookColumn(shape placement.Shape) *column {
-	for _, c := range *x.columns.Load() {
+// lookColumn finds the shape's column and its place, newest first.
+func (x *index) lookColumn(shape placement.Shape) (*column, int) {
+	for i, c := range *x.columns.Load() {
 		if c.shape == shape {
-			return c
+			return c, i
 		}
 	}
-	return nil
+	return nil, -1
 }
 
 func answerOf(v View, shape placement.Shape) uint8 {

@@ -94,3 +94,24 @@ func TestIndexForgetsAReasonWhenTheNodeChanges(t *testing.T) {
 		t.Errorf("a new node inherits the removed one's reason %q", r.Reason)
 	}
 }
+
+// TestIndexKeepsTheColumnsInUse: past maxColumns shapes the least used lately is dropped; a
+// shape asked again and again keeps its column (and the reasons kept in it).
+func TestIndexKeepsTheColumnsInUse(t *testing.T) {
+	x := newIndex()
+	x.set("a", View{Known: true, Problem: "no topology"})
+	shape := func(gpus int) placement.Shape { return placement.ShapeOf(placement.Request{GPUs: gpus}) }
+	hot, cold := x.column(shape(1)), x.column(shape(2))
+	for gpus := 3; gpus < 3+2*maxColumns; gpus++ {
+		x.column(shape(gpus))
+		if got := x.column(shape(1)); got != hot {
+			t.Fatalf("after %d other shapes, the shape asked every time was built again", gpus-2)
+		}
+	}
+	if got := x.column(shape(2)); got == cold {
+		t.Error("a shape not asked since 64 others kept its column")
+	}
+	if n := len(*x.columns.Load()); n != maxColumns {
+		t.Errorf("%d columns kept, want %d", n, maxColumns)
+	}
+}
