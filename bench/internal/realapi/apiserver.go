@@ -233,14 +233,18 @@ func (s *APIServer) waitReady(ctx context.Context, timeout time.Duration) error 
 func (s *APIServer) LogTail() string { return tail(s.log) }
 
 // Stop ends the child (SIGTERM, then SIGKILL after 20 s) and waits for it.
-func (s *APIServer) Stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+func (s *APIServer) Stop() { stopChild(s.cmd, s.done, 20*time.Second) }
+
+// stopChild sends SIGTERM, then SIGKILL after grace, and waits for the child; done (buffered,
+// fed by cmd.Wait) keeps the exit status for whoever reads it next.
+func stopChild(cmd *exec.Cmd, done chan error, grace time.Duration) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-s.done:
-		s.done <- err
-	case <-time.After(20 * time.Second):
-		_ = s.cmd.Process.Kill()
-		s.done <- <-s.done
+	case err := <-done:
+		done <- err
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		done <- <-done
 	}
 }
 

@@ -191,16 +191,7 @@ func peakRSS(pid int) float64 {
 }
 
 // Stop ends the extender (SIGTERM, SIGKILL after 10 s) and waits for it.
-func (e *Extender) Stop() {
-	_ = e.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-e.done:
-		e.done <- err
-	case <-time.After(10 * time.Second):
-		_ = e.cmd.Process.Kill()
-		e.done <- <-e.done
-	}
-}
+func (e *Extender) Stop() { stopChild(e.cmd, e.done, 10*time.Second) }
 
 // LogTail is the end of the extender's log.
 func (e *Extender) LogTail() string { return tail(e.log) }

@@ -159,37 +159,40 @@ func (x *Extender) annotate(ctx context.Context, pod *corev1.Pod, a v1alpha1.All
 const maxAttempts = 3
 
 // bindPod creates the pod's Binding. With a reservation, only while the pod is at version, the
-// resourceVersion that holds it (the API server checks it as a precondition): when the pod
-// changed meanwhile, the Binding is sent again only if the pod is still unbound and still holds
-// this reservation.
+// resourceVersion that holds it (the API server checks it as a precondition). After a failure
+// it reads the pod once, with a context of its own: the Binding may have gone through with its
+// answer lost (often because the scheduler's request ended, its extender timeout), and then the
+// release that follows must not take the reservation of a bound pod; or something else wrote
+// the pod in between, and the Binding is sent again while the pod is still unbound and still
+// holds this reservation.
 func (x *Extender) bindPod(ctx context.Context, pod *corev1.Pod, node string, a *v1alpha1.Allocation, version string) error {
-	var err error
-	for attempt := 1; attempt <= maxAttempts; attempt++ {
+	for attempt := 1; ; attempt++ {
 		binding := &corev1.Binding{
 			ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: version},
 			Target:     corev1.ObjectReference{Kind: "Node", Name: node},
 		}
-		if err = x.client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{}); err == nil {
+		err := x.client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
+		if err == nil {
 			return nil
 		}
-		if a == nil || !apierrors.IsConflict(err) {
-			break
+		current, getErr := x.podOutliving(ctx, pod)
+		switch {
+		case getErr == nil && current.Spec.NodeName == node:
+			return nil // this attempt or an earlier one went through
+		case getErr == nil && a != nil && apierrors.IsConflict(err) && attempt < maxAttempts && current.UID == pod.UID &&
+			current.Spec.NodeName == "" && current.Annotations[v1alpha1.AnnotationAllocation] == a.String():
+			version = current.ResourceVersion
+		default:
+			return fmt.Errorf("binding pod %s/%s to %s: %w", pod.Namespace, pod.Name, node, err)
 		}
-		current, getErr := x.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
-		if getErr != nil || current.UID != pod.UID || current.Spec.NodeName != "" || current.Annotations[v1alpha1.AnnotationAllocation] != a.String() {
-			break
-		}
-		version = current.ResourceVersion
 	}
-	// The binding may have gone through with its answer lost, often because the scheduler's
-	// request ended (its extender timeout): ask with a context of its own, or the release that
-	// follows takes the reservation of a bound pod.
+}
+
+// podOutliving reads the pod with a context that outlives the scheduler's request.
+func (x *Extender) podOutliving(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	if current, getErr := x.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{}); getErr == nil && current.Spec.NodeName == node {
-		return nil // this attempt or an earlier one went through
-	}
-	return fmt.Errorf("binding pod %s/%s to %s: %w", pod.Namespace, pod.Name, node, err)
+	return x.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 }
 
 // release undoes a reservation whose binding failed. It outlives the scheduler's request (which

@@ -25,6 +25,12 @@ func published(t *testing.T, name string, m topologytest.Machine) (*TopologyInfo
 	for i := range n.GPUs {
 		n.GPUs[i].UUID = fmt.Sprintf("GPU-%s-%d", name, i)
 	}
+	return transformed(t, n), n
+}
+
+// transformed is the node's NodeTopology as the informer's transform keeps it.
+func transformed(t *testing.T, n *topology.Node) *TopologyInfo {
+	t.Helper()
 	u, err := v1alpha1.ToUnstructured(v1alpha1.NodeTopologyOf(n, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +39,7 @@ func published(t *testing.T, name string, m topologytest.Machine) (*TopologyInfo
 	if err != nil {
 		t.Fatal(err)
 	}
-	return info.(*TopologyInfo), n
+	return info.(*TopologyInfo)
 }
 
 func TestTopologiesShareWhatTheyHaveAlike(t *testing.T) {
@@ -68,15 +74,8 @@ func levelsEqual(a, b topology.Levels) bool {
 func TestSharedPartsAreForgotten(t *testing.T) {
 	n := topologytest.DGXH100().Node().WithoutPaths()
 	n.NICs[0].Name = "only-here" // a machine of its own
-	u, err := v1alpha1.ToUnstructured(v1alpha1.NodeTopologyOf(n, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := TransformTopology(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts := info.(*TopologyInfo).shared.machine
+	info := transformed(t, n)
+	parts := info.shared.machine
 	key := keyOf(parts)
 	if !holds(machines, key) {
 		t.Fatal("the table does not hold the new machine's parts")
