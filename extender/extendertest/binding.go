@@ -14,30 +14,48 @@ import (
 	"github.com/topolane/topolane/topology/apis/v1alpha1"
 )
 
-// BindLikeTheAPIServer makes the fake clientset's pods/binding set spec.nodeName (and refuse a
-// pod already bound), as the API server does; the fake alone records the action and nothing else.
+// BindLikeTheAPIServer makes the fake clientset's pods/binding act as the API server's; the fake
+// alone records the action and nothing else.
 func BindLikeTheAPIServer(client *fake.Clientset) {
 	client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		if action.GetSubresource() != "binding" {
 			return false, nil, nil
 		}
-		// The fake's lock is held while reactors run: use its tracker, not its client.
 		b := action.(k8stesting.CreateAction).GetObject().(*corev1.Binding)
-		gvr := corev1.SchemeGroupVersion.WithResource("pods")
-		obj, err := client.Tracker().Get(gvr, b.Namespace, b.Name)
-		if err != nil {
-			return true, nil, err
-		}
-		pod := obj.(*corev1.Pod).DeepCopy()
-		if b.ResourceVersion != "" && b.ResourceVersion != pod.ResourceVersion {
-			return true, nil, apierrors.NewConflict(gvr.GroupResource(), pod.Name, fmt.Errorf("the pod is at resourceVersion %q, not %q", pod.ResourceVersion, b.ResourceVersion))
-		}
-		if pod.Spec.NodeName != "" {
-			return true, nil, fmt.Errorf("pod %s/%s is already bound to %s", pod.Namespace, pod.Name, pod.Spec.NodeName)
-		}
-		pod.Spec.NodeName = b.Target.Name
-		return true, b, client.Tracker().Update(gvr, pod, b.Namespace)
+		return true, b, ApplyBinding(client, b)
 	})
+}
+
+// ApplyBinding does to the fake's pod what the API server does for a Binding: checks its
+// preconditions (UID, resourceVersion) and that the pod is unbound, sets its node and copies the
+// Binding's annotations onto it. It uses the fake's tracker, not its client, so reactors (which
+// run under the fake's lock) may call it.
+func ApplyBinding(client *fake.Clientset, b *corev1.Binding) error {
+	gvr := corev1.SchemeGroupVersion.WithResource("pods")
+	obj, err := client.Tracker().Get(gvr, b.Namespace, b.Name)
+	if err != nil {
+		return err
+	}
+	pod := obj.(*corev1.Pod).DeepCopy()
+	conflict := func(why string, args ...any) error {
+		return apierrors.NewConflict(schema.GroupResource{Resource: "pods/binding"}, pod.Name, fmt.Errorf(why, args...))
+	}
+	switch {
+	case b.UID != "" && b.UID != pod.UID:
+		return conflict("the pod's UID is %s, not %s", pod.UID, b.UID)
+	case b.ResourceVersion != "" && b.ResourceVersion != pod.ResourceVersion:
+		return conflict("the pod is at resourceVersion %q, not %q", pod.ResourceVersion, b.ResourceVersion)
+	case pod.Spec.NodeName != "":
+		return conflict("pod %s is already assigned to node %q", pod.Name, pod.Spec.NodeName)
+	}
+	pod.Spec.NodeName = b.Target.Name
+	for k, v := range b.Annotations {
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		pod.Annotations[k] = v
+	}
+	return client.Tracker().Update(gvr, pod, b.Namespace)
 }
 
 // DynamicClient is a fake dynamic client that lists NodeTopologies, as the extender's and the

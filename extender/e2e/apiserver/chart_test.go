@@ -446,7 +446,6 @@ func checkLeastPrivilege(t *testing.T, ctx context.Context, c securedCluster) {
 		// What each needs (so that a denial below is RBAC's answer, not a broken question).
 		{sa: agentSA, verb: "update", group: v1alpha1.Group, resource: v1alpha1.Resource, name: gpuNode, want: true},
 		{sa: extenderSA, verb: "create", resource: "pods", subresource: "binding", namespace: ns, want: true},
-		{sa: extenderSA, verb: "patch", resource: "pods", namespace: ns, want: true},
 		{sa: schedulerSA, verb: "update", group: "coordination.k8s.io", resource: "leases", name: lease, namespace: chartNS, want: true},
 		// The agent does not place pods, nor create or delete them, nor read secrets.
 		{sa: agentSA, verb: "create", resource: "pods", subresource: "binding", namespace: ns},
@@ -454,12 +453,14 @@ func checkLeastPrivilege(t *testing.T, ctx context.Context, c securedCluster) {
 		{sa: agentSA, verb: "delete", resource: "pods", namespace: ns},
 		{sa: agentSA, verb: "delete", group: v1alpha1.Group, resource: v1alpha1.Resource, name: gpuNode},
 		{sa: agentSA, verb: "list", resource: "secrets", namespace: chartNS},
-		// The extender does not write topologies, nodes or pods' specs.
+		// The extender does not write topologies, nodes or pods (its reservation travels on the
+		// Binding).
 		{sa: extenderSA, verb: "create", group: v1alpha1.Group, resource: v1alpha1.Resource},
 		{sa: extenderSA, verb: "update", group: v1alpha1.Group, resource: v1alpha1.Resource, name: gpuNode},
 		{sa: extenderSA, verb: "patch", resource: "nodes", name: gpuNode},
 		{sa: extenderSA, verb: "delete", resource: "pods", namespace: ns},
 		{sa: extenderSA, verb: "update", resource: "pods", namespace: ns},
+		{sa: extenderSA, verb: "patch", resource: "pods", namespace: ns},
 		// The scheduler does not write topologies nor annotate pods, nor take another's lease.
 		{sa: schedulerSA, verb: "update", group: v1alpha1.Group, resource: v1alpha1.Resource, name: gpuNode},
 		{sa: schedulerSA, verb: "patch", resource: "pods", namespace: ns},
@@ -483,9 +484,9 @@ func checkLeastPrivilege(t *testing.T, ctx context.Context, c securedCluster) {
 	}
 }
 
-// checkAllocationPolicy: a pod created with the annotation, a change of it and its removal are
-// refused with the policy's message for anyone but the extender; the extender may write it;
-// other annotations stay free.
+// checkAllocationPolicy: a pod created with the annotation, a change of it, its removal and a
+// Binding carrying it are refused with the policy's message for anyone but the extender (whose
+// Binding with it the test's bind proved); other annotations stay free.
 func checkAllocationPolicy(t *testing.T, ctx context.Context, c securedCluster, bound *corev1.Pod) {
 	forged := extendertest.Pod(ns, "forged", 8, v1alpha1.AnnotationAllocation, bound.Annotations[v1alpha1.AnnotationAllocation])
 	forged.UID = ""
@@ -506,10 +507,10 @@ func checkAllocationPolicy(t *testing.T, ctx context.Context, c securedCluster, 
 	if _, err := c.client.CoreV1().Pods(ns).Create(ctx, unbound, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("a pod without the annotation was refused: %v", err)
 	}
-	extender := c.clientFor(t, c.token(t, ctx, extenderSA, nil))
-	if _, err := extender.client.CoreV1().Pods(ns).Patch(ctx, unbound.Name, types.MergePatchType, annotationPatch(v1alpha1.AnnotationAllocation, `{"node":"cpu-1","kind":"vf"}`), metav1.PatchOptions{}); err != nil {
-		t.Errorf("the extender writing the allocation was refused: %v", err)
-	}
+	forgedBinding := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: unbound.Name, Namespace: ns,
+		Annotations: map[string]string{v1alpha1.AnnotationAllocation: `{"node":"cpu-1","kind":"vf"}`}}, Target: corev1.ObjectReference{Kind: "Node", Name: "cpu-1"}}
+	err = c.client.CoreV1().Pods(ns).Bind(ctx, forgedBinding, metav1.CreateOptions{})
+	expectPolicyDenial(t, "a cluster admin binding a pod with an allocation", err)
 }
 
 // waitAllocationPolicy waits until the API server enforces the allocation policy (it loads

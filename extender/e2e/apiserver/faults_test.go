@@ -31,9 +31,8 @@ type apiFaults struct {
 	lostEvery int64
 	bindings  atomic.Int64
 	lost      atomic.Int64
-	// beforeBinding, if set, is called with the pod's name before each Binding is sent;
-	// beforePatch before each patch of a pod.
-	beforeBinding, beforePatch func(pod string)
+	// beforeBinding, if set, is called with the pod's name before each Binding is sent.
+	beforeBinding func(pod string)
 }
 
 // clients are clients of the API server that meet the faults.
@@ -55,9 +54,6 @@ func (f *apiFaults) roundTrip(rt http.RoundTripper, r *http.Request) (*http.Resp
 	}
 	if binding && f.beforeBinding != nil {
 		f.beforeBinding(path.Base(path.Dir(r.URL.Path)))
-	}
-	if r.Method == http.MethodPatch && strings.Contains(r.URL.Path, "/pods/") && f.beforePatch != nil {
-		f.beforePatch(path.Base(r.URL.Path))
 	}
 	if binding && f.lostEvery > 0 && f.bindings.Add(1)%f.lostEvery == 0 {
 		return f.loseAnswer(rt, r)

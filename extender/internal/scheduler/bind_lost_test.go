@@ -31,15 +31,7 @@ func (c *cluster) landAndLoseTheAnswer(cancel context.CancelFunc) {
 		if action.GetSubresource() != "binding" || done {
 			return false, nil, nil
 		}
-		b := action.(k8stesting.CreateAction).GetObject().(*corev1.Binding)
-		gvr := corev1.SchemeGroupVersion.WithResource("pods")
-		obj, err := c.client.Tracker().Get(gvr, b.Namespace, b.Name)
-		if err != nil {
-			return true, nil, err
-		}
-		pod := obj.(*corev1.Pod).DeepCopy()
-		pod.Spec.NodeName = b.Target.Name
-		if err := c.client.Tracker().Update(gvr, pod, b.Namespace); err != nil {
+		if err := extendertest.ApplyBinding(c.client, action.(k8stesting.CreateAction).GetObject().(*corev1.Binding)); err != nil {
 			return true, nil, err
 		}
 		landed, done = true, true
@@ -52,7 +44,8 @@ func (c *cluster) landAndLoseTheAnswer(cancel context.CancelFunc) {
 // bound without topolane.io/allocation after the scheduler's bind requests timed out). When the
 // Binding's answer is lost but the pod was bound, the release must neither remove the pod's
 // allocation (its device would look free to the next bind, and the agent would have nothing to
-// attach) nor drop the reservation before the pod informer shows the bound pod.
+// attach) nor drop the reservation before the pod informer shows the bound pod. Now the
+// allocation travels on the Binding, and a reservation whose outcome is unknown stays assumed.
 func TestBindingThatLandedKeepsItsReservation(t *testing.T) {
 	c := newCluster(t, scheduler.Config{})
 	pod := c.add(extendertest.Pod("ns", "train", 8))

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	k8stesting "k8s.io/client-go/testing"
@@ -123,16 +122,45 @@ func pfAllocation(node string, pod *corev1.Pod, rails ...int) v1alpha1.Allocatio
 	return a
 }
 
-func TestBindReusesItsOwnReservationWhoseBindingWasLost(t *testing.T) {
+// TestBindReplacesALeftoverReservation: an allocation the pod carries from an earlier version's
+// failed release (for another node) gives way to the one the Binding writes.
+func TestBindReplacesALeftoverReservation(t *testing.T) {
 	c := newCluster(t, scheduler.Config{})
 	pod := extendertest.Pod("ns", "train", 8)
-	own := pfAllocation("dgx-a", pod, 0, 1, 2, 3, 4, 5, 6, 7)
-	pod = c.add(extendertest.Pod("ns", "train", 8, v1alpha1.AnnotationAllocation, own.String()))
+	leftover := pfAllocation("dgx-a", pod, 0, 1, 2, 3, 4, 5, 6, 7)
+	pod = c.add(extendertest.Pod("ns", "train", 8, v1alpha1.AnnotationAllocation, leftover.String()))
+	if err := c.bind(pod, "dgx-b"); err != nil {
+		t.Fatal(err)
+	}
+	if got := allocation(t, c, pod); got.Node != "dgx-b" || len(got.Devices) != 8 {
+		t.Errorf("allocation = %s, want dgx-b's 8 PFs", got)
+	}
+	if d, _ := c.store.DebugNode("dgx-a"); d.PFsFree != 8 {
+		t.Errorf("dgx-a keeps %d PFs held for a pod bound to dgx-b", 8-d.PFsFree)
+	}
+}
+
+// TestBindIsOneWrite: the reservation travels on the Binding, which the API server copies onto
+// the pod as it binds it; the bind writes nothing else (one write per pod, as the scheduler's
+// own binder).
+func TestBindIsOneWrite(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	pod := c.add(extendertest.Pod("ns", "train", 2))
+	c.client.ClearActions()
 	if err := c.bind(pod, "dgx-a"); err != nil {
 		t.Fatal(err)
 	}
-	if got := allocation(t, c, pod); got.String() != own.String() {
-		t.Errorf("allocation = %s, want the one already recorded", got)
+	var writes []string
+	for _, a := range c.client.Actions() {
+		if a.GetVerb() != "get" && a.GetVerb() != "list" && a.GetVerb() != "watch" {
+			writes = append(writes, strings.TrimSuffix(a.GetVerb()+" "+a.GetResource().Resource+"/"+a.GetSubresource(), "/"))
+		}
+	}
+	if len(writes) != 1 || writes[0] != "create pods/binding" {
+		t.Errorf("writes = %q, want only the Binding", writes)
+	}
+	if a := allocation(t, c, pod); a.Node != "dgx-a" || len(a.Devices) != 2 {
+		t.Errorf("the bound pod's allocation = %s, want two devices on dgx-a", a)
 	}
 }
 
@@ -164,7 +192,7 @@ func TestBindFailureReleasesTheReservation(t *testing.T) {
 	c := newCluster(t, scheduler.Config{})
 	c.failBindings("etcd is having a bad day")
 	pod := c.add(extendertest.Pod("ns", "train", 8))
-	// The scheduler gives up on the request: the release must still happen.
+	// The scheduler gives up on the request: the store must still forget the reservation.
 	ctx, cancel := context.WithCancel(context.Background())
 	c.client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 		cancel()
@@ -177,41 +205,16 @@ func TestBindFailureReleasesTheReservation(t *testing.T) {
 	c.sync(pod)
 	cur, _ := c.client.CoreV1().Pods("ns").Get(context.Background(), "train", metav1.GetOptions{})
 	if _, has := cur.Annotations[v1alpha1.AnnotationAllocation]; has {
-		t.Error("the reservation annotation should be removed when binding fails, even after the request was cancelled")
+		t.Error("a failed bind left an allocation on the pod")
 	}
 	if d, _ := c.store.DebugNode("dgx-a"); d.PFsFree != 8 || d.GPUsFree != 8 || len(d.Assumed) != 0 {
 		t.Errorf("store after a failed bind: %d PFs, %d GPUs free, assumed %v; want 8, 8, none", d.PFsFree, d.GPUsFree, d.Assumed)
 	}
 }
 
-// TestReleaseRemovesOnlyItsOwnReservation: if the annotation changed meanwhile, the release of
-// a failed bind leaves it.
-func TestReleaseRemovesOnlyItsOwnReservation(t *testing.T) {
-	c := newCluster(t, scheduler.Config{})
-	c.failBindings("no")
-	pod := c.add(extendertest.Pod("ns", "train", 8))
-	newer := pfAllocation("dgx-b", pod, 0, 1, 2, 3, 4, 5, 6, 7).String()
-	c.client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		// Between the reservation and the release, something wrote another allocation.
-		gvr := corev1.SchemeGroupVersion.WithResource("pods")
-		obj, _ := c.client.Tracker().Get(gvr, "ns", "train")
-		p := obj.(*corev1.Pod).DeepCopy()
-		p.Annotations[v1alpha1.AnnotationAllocation] = newer
-		_ = c.client.Tracker().Update(gvr, p, "ns")
-		return false, nil, nil
-	})
-	if err := c.bind(pod, "dgx-a"); err == nil {
-		t.Fatal("the bind should fail")
-	}
-	cur, _ := c.client.CoreV1().Pods("ns").Get(context.Background(), "train", metav1.GetOptions{})
-	if got := cur.Annotations[v1alpha1.AnnotationAllocation]; got != newer {
-		t.Errorf("the release removed or changed an allocation it did not write: %q", got)
-	}
-}
-
 // TestBindWhoseAnswerWasLost: the API server binds the pod, but the scheduler's request ends
 // (its extender timeout) before the answer comes back. The pod is bound, so the bind succeeded:
-// its reservation stays, on the pod and in the ledger, or its devices could go to another pod.
+// its reservation stays, on the pod and in the store, or its devices could go to another pod.
 func TestBindWhoseAnswerWasLost(t *testing.T) {
 	c := newCluster(t, scheduler.Config{})
 	c.ext = scheduler.New(c.store, ctxClient{c.client}, scheduler.Config{}, nil)
@@ -221,16 +224,16 @@ func TestBindWhoseAnswerWasLost(t *testing.T) {
 		if action.GetSubresource() != "binding" {
 			return false, nil, nil
 		}
-		gvr := corev1.SchemeGroupVersion.WithResource("pods")
-		obj, _ := c.client.Tracker().Get(gvr, "ns", "train")
-		p := obj.(*corev1.Pod).DeepCopy()
-		p.Spec.NodeName = "dgx-a"
+		err := extendertest.ApplyBinding(c.client, action.(k8stesting.CreateAction).GetObject().(*corev1.Binding))
 		cancel()
-		return true, nil, errors.Join(c.client.Tracker().Update(gvr, p, "ns"), context.Canceled)
+		return true, nil, errors.Join(err, context.Canceled)
 	})
 	err := c.ext.Bind(ctx, &extenderv1.ExtenderBindingArgs{PodName: "train", PodNamespace: "ns", PodUID: pod.UID, Node: "dgx-a"})
 	if err != nil {
 		t.Errorf("bind of a pod the API server bound: %v", err)
+	}
+	if d, _ := c.store.DebugNode("dgx-a"); d.PFsFree != 0 {
+		t.Errorf("before the pod informer shows the pod, %d PFs of dgx-a free while the pod bound there holds them all", d.PFsFree)
 	}
 	c.sync(pod)
 	if a := allocation(t, c, pod); a.Node != "dgx-a" || len(a.Devices) != 8 {
@@ -260,13 +263,6 @@ func (p ctxPods) Get(ctx context.Context, name string, opts metav1.GetOptions) (
 		return nil, err
 	}
 	return p.PodInterface.Get(ctx, name, opts)
-}
-
-func (p ctxPods) Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, sub ...string) (*corev1.Pod, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return p.PodInterface.Patch(ctx, name, pt, data, opts, sub...)
 }
 
 // TestOwnLeftoverReservationNeverStrandsThePod: a reservation left on the pod (its release

@@ -16,8 +16,8 @@ type Reservation struct {
 	Pod        string // namespace/name
 	GPUs       int
 	Allocation v1alpha1.Allocation
-	// ResourceVersion is the pod's after the reservation was written on it: the pod informer
-	// confirms the reservation once it shows this version or a later one.
+	// ResourceVersion is the pod's as the bind read it, before its Binding: the pod informer's
+	// pod at a later version, bound, shows the bind's outcome.
 	ResourceVersion string
 }
 
@@ -52,8 +52,7 @@ func (l *ledger) release(uid types.UID) (node string) {
 	return r.Allocation.Node
 }
 
-// confirm drops an assumed reservation that the informer's pod now shows: its version is the
-// reservation's or later. It returns the node of the reservation it dropped.
+// confirm drops an assumed reservation that the informer's pod now shows. It returns the node of the reservation it dropped.
 func (l *ledger) confirm(pod *PodInfo) (node string) {
 	r, ok := l.assumed[pod.UID]
 	if !ok || !seenBy(pod, r) {
@@ -63,15 +62,16 @@ func (l *ledger) confirm(pod *PodInfo) (node string) {
 	return r.Allocation.Node
 }
 
-// seenBy reports whether the informer's pod is at or past the reservation. Resource versions
-// compare as the API server writes them; where they cannot (another storage), the pod shows it
-// when it carries the same allocation.
+// seenBy reports whether the informer's pod shows the bind: it carries the reservation's
+// allocation (it holds the devices itself now), or it is bound at a later version than the bind
+// read (bound without it: by another bind of the pod, or another binder). A pod of a later
+// version that is still unbound shows nothing yet: something else wrote it.
 func seenBy(pod *PodInfo, r Reservation) bool {
-	c, err := resourceversion.CompareResourceVersion(pod.ResourceVersion, r.ResourceVersion)
-	if err == nil {
-		return c >= 0
+	if pod.Annotations[v1alpha1.AnnotationAllocation] == r.Allocation.String() {
+		return true
 	}
-	return pod.Annotations[v1alpha1.AnnotationAllocation] == r.Allocation.String()
+	c, err := resourceversion.CompareResourceVersion(pod.ResourceVersion, r.ResourceVersion)
+	return err == nil && c > 0 && pod.NodeName != ""
 }
 
 // on lists the reservations assumed on a node.

@@ -108,8 +108,9 @@ func TestNodeWithoutTopology(t *testing.T) {
 }
 
 // TestStaleEventKeepsReservation: after a bind reserved devices, the pod informer may still
-// deliver the pod as it was before (a late ADD, a resync): the devices stay taken. The
-// reservation ends when the informer shows the reserved version.
+// deliver the pod as it was when the bind read it (a late ADD, a resync), or as something else
+// wrote it before the Binding (a label): the devices stay taken. The reservation ends when the
+// informer shows the pod bound.
 func TestStaleEventKeepsReservation(t *testing.T) {
 	s := dgxStore(nil)
 	pod := extendertest.Pod("ns", "a", 8)
@@ -120,14 +121,18 @@ func TestStaleEventKeepsReservation(t *testing.T) {
 		devices = append(devices, v1alpha1.Device{Rail: i, Kind: placement.KindPF, NIC: nic, Device: nic})
 	}
 	a := v1alpha1.Allocation{Node: "dgx", PodUID: pod.UID, Devices: devices}
-	s.Reserve(state.Reservation{UID: pod.UID, Pod: "ns/a", GPUs: 8, Allocation: a, ResourceVersion: "7"})
-	stale := pod.DeepCopy() // the informer's view before the patch
-	s.SetPod(stale)
-	if d, _ := s.DebugNode("dgx"); d.GPUsFree != 0 || d.PFsFree != 6 || len(d.Assumed) != 1 {
-		t.Fatalf("after a stale event: %d GPUs, %d PFs free, assumed %v; want 0, 6, the reservation", d.GPUsFree, d.PFsFree, d.Assumed)
+	s.Reserve(state.Reservation{UID: pod.UID, Pod: "ns/a", GPUs: 8, Allocation: a, ResourceVersion: "5"})
+	stale := pod.DeepCopy() // the informer's view as the bind read it
+	labelled := pod.DeepCopy()
+	labelled.ResourceVersion, labelled.Labels = "6", map[string]string{"team": "vision"}
+	for _, p := range []*corev1.Pod{stale, labelled} {
+		s.SetPod(p)
+		if d, _ := s.DebugNode("dgx"); d.GPUsFree != 0 || d.PFsFree != 6 || len(d.Assumed) != 1 {
+			t.Fatalf("after the pending pod at version %s: %d GPUs, %d PFs free, assumed %v; want 0, 6, the reservation", p.ResourceVersion, d.GPUsFree, d.PFsFree, d.Assumed)
+		}
 	}
-	seen := withAllocation(pod.DeepCopy(), a)
-	seen.ResourceVersion = "7"
+	seen := withAllocation(labelled.DeepCopy(), a)
+	seen.ResourceVersion, seen.Spec.NodeName = "7", "dgx"
 	s.SetPod(seen)
 	if d, _ := s.DebugNode("dgx"); d.GPUsFree != 0 || d.PFsFree != 6 || len(d.Assumed) != 0 {
 		t.Errorf("once the informer shows it: %d GPUs, %d PFs free, assumed %v; want 0, 6, none", d.GPUsFree, d.PFsFree, d.Assumed)
@@ -135,6 +140,24 @@ func TestStaleEventKeepsReservation(t *testing.T) {
 	s.SetPod(stale) // an older version than the store has: ignored
 	if d, _ := s.DebugNode("dgx"); d.PFsFree != 6 {
 		t.Errorf("a stale event after the confirmation freed PFs: %d free", d.PFsFree)
+	}
+}
+
+// TestReservationEndsWhenAnotherBinderBoundThePod: the pod shows up bound without the
+// reservation's allocation (another bind of the pod, or another binder won): the reservation
+// holds nothing any more.
+func TestReservationEndsWhenAnotherBinderBoundThePod(t *testing.T) {
+	s := dgxStore(nil)
+	pod := extendertest.Pod("ns", "a", 8)
+	pod.ResourceVersion = "5"
+	s.SetPod(pod)
+	pf := v1alpha1.Device{Kind: placement.KindPF, NIC: "0000:1a:00.0", Device: "0000:1a:00.0"}
+	s.Reserve(state.Reservation{UID: pod.UID, Pod: "ns/a", GPUs: 8, Allocation: v1alpha1.Allocation{Node: "dgx", PodUID: pod.UID, Devices: []v1alpha1.Device{pf}}, ResourceVersion: "5"})
+	elsewhere := pod.DeepCopy()
+	elsewhere.ResourceVersion, elsewhere.Spec.NodeName = "6", "other"
+	s.SetPod(elsewhere)
+	if d, _ := s.DebugNode("dgx"); d.GPUsFree != 8 || d.PFsFree != 8 || len(d.Assumed) != 0 {
+		t.Errorf("dgx after the pod was bound elsewhere: %d GPUs, %d PFs free, assumed %v; want 8, 8, none", d.GPUsFree, d.PFsFree, d.Assumed)
 	}
 }
 
