@@ -125,7 +125,8 @@ func (e *Extender) Preempt(args *extenderv1.ExtenderPreemptionArgs) (*extenderv1
 	return e.ext.Preempt(args)
 }
 
-// Bind is the bind verb: it reserves a device, annotates the pod and binds it through the client.
+// Bind is the bind verb: it reserves the pod's devices and binds it through the client, the
+// allocation on the Binding.
 func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArgs) error {
 	return e.ext.Bind(ctx, args)
 }

@@ -15,7 +15,6 @@ import (
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -175,7 +174,10 @@ func (c *Cluster) CreateBoundPods(ctx context.Context, ns string, nodes []scenar
 			gpus = 1
 		}
 		pod := extendertest.Pod(ns, fmt.Sprintf("p-%05d", i), gpus)
-		pod.UID, pod.Spec.NodeName, pod.Spec.SchedulerName = "", node.Name, ""
+		pod.UID, pod.Spec.SchedulerName = "", ""
+		if gpus == 0 {
+			pod.Spec.NodeName = node.Name
+		}
 		created, err := c.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 		if err != nil {
 			return fmt.Errorf("creating pod %s: %w", pod.Name, err)
@@ -183,22 +185,23 @@ func (c *Cluster) CreateBoundPods(ctx context.Context, ns string, nodes []scenar
 		if gpus == 0 {
 			return nil
 		}
-		return c.allocate(ctx, created, node)
+		return c.bindWithAllocation(ctx, created, node)
 	})
 }
 
-// allocate writes the pod's allocation as the extender's bind would: a macvlan on rail 1, on
-// the DGX's first NIC or the PCIe server's second port.
-func (c *Cluster) allocate(ctx context.Context, pod *corev1.Pod, node scenario.Node) error {
+// bindWithAllocation binds the pod as the extender's bind would, its allocation on the Binding:
+// a macvlan on rail 1, on the DGX's first NIC or the PCIe server's second port.
+func (c *Cluster) bindWithAllocation(ctx context.Context, pod *corev1.Pod, node scenario.Node) error {
 	nic := "0000:42:00.0"
 	if node.Machine.Name == "pcie-server" {
 		nic = "0000:18:00.1"
 	}
 	a := v1alpha1.Allocation{Node: node.Name, PodUID: pod.UID,
 		Devices: []v1alpha1.Device{{Rail: 1, Kind: placement.KindMacvlan, NIC: nic, Device: nic}}}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{v1alpha1.AnnotationAllocation: a.String()}}})
-	if _, err := c.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("recording the allocation of pod %s: %w", pod.Name, err)
+	binding := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID,
+		Annotations: map[string]string{v1alpha1.AnnotationAllocation: a.String()}}, Target: corev1.ObjectReference{Kind: "Node", Name: node.Name}}
+	if err := c.Client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("binding pod %s with its allocation: %w", pod.Name, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -19,6 +20,10 @@ import (
 // readTimeout bounds reading the pod again after a failed Binding, which outlives the
 // scheduler's request.
 const readTimeout = 30 * time.Second
+
+// DefaultBindingInFlight is how long a Binding whose outcome is unknown may still be written:
+// kube-apiserver's default --request-timeout (60 s), and some margin.
+const DefaultBindingInFlight = 90 * time.Second
 
 // Bind reserves the pod's devices on the node and binds the pod in one write, under the node's
 // lock: check again, decide the devices, assume them in the store, then create the Binding with
@@ -48,6 +53,10 @@ func (x *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 	}
 	unlock := x.store.LockNode(args.Node)
 	defer unlock()
+	if err := ctx.Err(); err != nil {
+		// The scheduler gave up while the bind waited for the node (and may bind the pod elsewhere).
+		return x.bindFailed("error", fmt.Errorf("binding pod %s/%s to %s: %w", pod.Namespace, pod.Name, args.Node, err))
+	}
 	r, err := x.reserve(pod, args.Node)
 	if err != nil {
 		return x.bindFailed("conflict", err)
@@ -106,9 +115,9 @@ func reservation(pod *corev1.Pod, gpus int, a v1alpha1.Allocation) state.Reserva
 
 // bindPod creates the pod's Binding, carrying the reservation's allocation, on the condition
 // that the pod is still the one read (its UID). After a failure it reads the pod once, with a
-// context of its own: the Binding may have gone through with its answer lost (often because the
-// scheduler's request ended, its extender timeout), or another bind of the pod went through
-// first. The reservation is then settled by what the pod shows.
+// context of its own, and settles the reservation by what the pod shows: the Binding may have
+// gone through with its answer lost (often because the scheduler's request ended, its extender
+// timeout), or another bind of the pod went through first.
 func (x *Extender) bindPod(ctx context.Context, pod *corev1.Pod, node string, r *state.Reservation) error {
 	binding := &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
@@ -121,36 +130,60 @@ func (x *Extender) bindPod(ctx context.Context, pod *corev1.Pod, node string, r 
 	if err == nil {
 		return nil
 	}
+	err = fmt.Errorf("binding pod %s/%s to %s: %w", pod.Namespace, pod.Name, node, err)
 	current, getErr := x.podOutliving(ctx, pod)
-	if getErr != nil {
-		// Whether it went through is unknown: the reservation stays assumed until the pod
-		// informer shows the pod bound, or a new bind of the pod replaces it.
-		return fmt.Errorf("binding pod %s/%s to %s: %w (and reading it again: %v)", pod.Namespace, pod.Name, node, err, getErr)
+	switch {
+	case apierrors.IsNotFound(getErr) || (getErr == nil && current.UID != pod.UID):
+		x.settle(nil, r, true) // deleted, perhaps replaced by a pod of the same name
+	case getErr != nil:
+		x.settle(nil, r, false)
+		return fmt.Errorf("%w (and reading it again: %v)", err, getErr)
+	default:
+		x.settle(current, r, refused(err))
+		if current.Spec.NodeName == node {
+			return nil // it went through, its answer lost; or another bind put it here
+		}
 	}
-	if current.UID != pod.UID {
-		current = nil // deleted, perhaps replaced by a pod of the same name
-	}
-	if r != nil {
-		x.settle(current, *r)
-	}
-	if current != nil && current.Spec.NodeName == node {
-		return nil // it went through, its answer lost; or another bind put it here
-	}
-	return fmt.Errorf("binding pod %s/%s to %s: %w", pod.Namespace, pod.Name, node, err)
+	return err
 }
 
 // settle makes the store's reservation for a pod whose Binding failed what the pod, read again,
-// holds: bound with an allocation of its own (this bind's, its answer lost, or another bind's
-// of the pod), that one; otherwise none, as nothing was written.
-func (x *Extender) settle(current *corev1.Pod, r state.Reservation) {
+// holds. Bound with an allocation of its own (this bind's, its answer lost, or another bind's
+// of the pod), that one. Otherwise this bind's is dropped: at once if the Binding certainly did
+// not land (the API server refused it, or the pod is gone); else (no answer, or a server error:
+// the Binding may still be being written) once any Binding still in flight has ended, when the
+// pod informer has shown a Binding that landed.
+func (x *Extender) settle(current *corev1.Pod, r *state.Reservation, certain bool) {
+	if r == nil {
+		return
+	}
 	if current != nil && current.Spec.NodeName != "" {
 		held, err := v1alpha1.ParseAllocation(current.Annotations[v1alpha1.AnnotationAllocation])
 		if err == nil && held.PodUID == r.UID && held.Node == current.Spec.NodeName {
+			if held.String() != r.Allocation.String() {
+				x.store.Release(r.UID, r.Allocation)
+			}
 			x.store.Reserve(reservation(current, r.GPUs, held))
 			return
 		}
+		certain = true // bound without it
 	}
-	x.store.Release(r.UID, r.Allocation)
+	if certain {
+		x.store.Release(r.UID, r.Allocation)
+		return
+	}
+	time.AfterFunc(x.cfg.bindingInFlight(), func() { x.store.Release(r.UID, r.Allocation) })
+}
+
+// refused reports whether the API server answered with a refusal (a 4xx status), which writes
+// nothing. Without an answer, or with a server error or timeout, the write may still land.
+func refused(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return false
+	}
+	code := status.Status().Code
+	return code >= 400 && code < 500
 }
 
 // podOutliving reads the pod with a context that outlives the scheduler's request.

@@ -1,7 +1,6 @@
 package scheduler_test
 
 import (
-	"errors"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,7 +28,7 @@ func TestFailedBindKeepsANewerBindsReservation(t *testing.T) {
 			return false, nil, nil
 		}
 		c.store.Reserve(state.Reservation{UID: pod.UID, Pod: "ns/train", GPUs: 8, Allocation: newer, ResourceVersion: pod.ResourceVersion})
-		return true, nil, errors.New("etcd is having a bad day")
+		return true, nil, errDenied
 	})
 	if err := c.ext.Bind(t.Context(), &extenderv1.ExtenderBindingArgs{PodName: "train", PodNamespace: "ns", PodUID: pod.UID, Node: "dgx-a"}); err == nil {
 		t.Fatal("the bind to dgx-a should fail")
@@ -70,5 +69,44 @@ func TestBindLosingToAnotherBindOfThePod(t *testing.T) {
 	}
 	if d, _ := c.store.DebugNode("dgx-b"); d.PFsFree != 0 {
 		t.Errorf("dgx-b: %d PFs free before the informer shows the pod, want 0: the pod holds them all", d.PFsFree)
+	}
+}
+
+// TestOverlappingBindsOfOnePodKeepBothNodesTaken: a bind to dgx-b reserved and sent its
+// Binding; the scheduler, its request timed out, bound the pod again, to dgx-a. Until one of
+// the Bindings lands, each node's devices stay taken: when dgx-b's lands (and its bind answers,
+// freeing dgx-b for other binds), dgx-b's PFs must not look free because dgx-a's reservation
+// replaced dgx-b's.
+func TestOverlappingBindsOfOnePodKeepBothNodesTaken(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	pod := c.add(extendertest.Pod("ns", "train", 8))
+	toB := pfAllocation("dgx-b", pod, 0, 1, 2, 3, 4, 5, 6, 7)
+	c.store.Reserve(state.Reservation{UID: pod.UID, Pod: "ns/train", GPUs: 8, Allocation: toB, ResourceVersion: pod.ResourceVersion})
+	pfsFreeOnB := -1
+	c.client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if action.GetSubresource() != "binding" {
+			return false, nil, nil
+		}
+		// dgx-b's Binding lands first; then dgx-a's is refused.
+		b := &corev1.Binding{Target: corev1.ObjectReference{Kind: "Node", Name: "dgx-b"}}
+		b.Name, b.Namespace, b.UID, b.Annotations = "train", "ns", pod.UID, map[string]string{v1alpha1.AnnotationAllocation: toB.String()}
+		if err := extendertest.ApplyBinding(c.client, b); err != nil {
+			return true, nil, err
+		}
+		d, _ := c.store.DebugNode("dgx-b")
+		pfsFreeOnB = d.PFsFree
+		return true, nil, extendertest.ApplyBinding(c.client, action.(k8stesting.CreateAction).GetObject().(*corev1.Binding))
+	})
+	if err := c.ext.Bind(t.Context(), &extenderv1.ExtenderBindingArgs{PodName: "train", PodNamespace: "ns", PodUID: pod.UID, Node: "dgx-a"}); err == nil {
+		t.Fatal("the bind to dgx-a of a pod bound to dgx-b should fail")
+	}
+	if pfsFreeOnB != 0 {
+		t.Errorf("while dgx-b's Binding landed, %d of dgx-b's PFs looked free; want 0", pfsFreeOnB)
+	}
+	if d, _ := c.store.DebugNode("dgx-a"); d.PFsFree != 8 || len(d.Assumed) != 0 {
+		t.Errorf("dgx-a after its bind failed: %d PFs free, assumed %v; want 8, none", d.PFsFree, d.Assumed)
+	}
+	if d, _ := c.store.DebugNode("dgx-b"); d.PFsFree != 0 {
+		t.Errorf("dgx-b after its Binding landed: %d PFs free, want 0", d.PFsFree)
 	}
 }

@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	k8stesting "k8s.io/client-go/testing"
@@ -178,19 +183,22 @@ func TestBindDoesNotReuseAForgedReservation(t *testing.T) {
 	}
 }
 
-// failBindings makes every Binding fail.
-func (c *cluster) failBindings(why string) {
+// failBindings makes every Binding fail with err.
+func (c *cluster) failBindings(err error) {
 	c.client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		if action.GetSubresource() == "binding" {
-			return true, nil, errors.New(why)
+			return true, nil, err
 		}
 		return false, nil, nil
 	})
 }
 
+// errDenied is an admission webhook's refusal: the API server wrote nothing.
+var errDenied = apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "train", errors.New(`admission webhook "quota.example.com" denied the request`))
+
 func TestBindFailureReleasesTheReservation(t *testing.T) {
 	c := newCluster(t, scheduler.Config{})
-	c.failBindings("etcd is having a bad day")
+	c.failBindings(errDenied)
 	pod := c.add(extendertest.Pod("ns", "train", 8))
 	// The scheduler gives up on the request: the store must still forget the reservation.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -199,7 +207,7 @@ func TestBindFailureReleasesTheReservation(t *testing.T) {
 		return false, nil, nil
 	})
 	err := c.ext.Bind(ctx, &extenderv1.ExtenderBindingArgs{PodName: "train", PodNamespace: "ns", PodUID: pod.UID, Node: "dgx-a"})
-	if err == nil || !strings.Contains(err.Error(), "etcd is having a bad day") {
+	if err == nil || !strings.Contains(err.Error(), "quota.example.com") {
 		t.Fatalf("err = %v", err)
 	}
 	c.sync(pod)
@@ -208,7 +216,53 @@ func TestBindFailureReleasesTheReservation(t *testing.T) {
 		t.Error("a failed bind left an allocation on the pod")
 	}
 	if d, _ := c.store.DebugNode("dgx-a"); d.PFsFree != 8 || d.GPUsFree != 8 || len(d.Assumed) != 0 {
-		t.Errorf("store after a failed bind: %d PFs, %d GPUs free, assumed %v; want 8, 8, none", d.PFsFree, d.GPUsFree, d.Assumed)
+		t.Errorf("store after a refused bind: %d PFs, %d GPUs free, assumed %v; want 8, 8, none", d.PFsFree, d.GPUsFree, d.Assumed)
+	}
+}
+
+// TestBindWithoutAnAnswerHoldsWhileItMayLand: the Binding got no answer (the connection
+// dropped) and the pod, read again, is unbound, but the API server may still be writing the
+// Binding: the devices stay taken until no Binding can still be in flight, then are freed.
+func TestBindWithoutAnAnswerHoldsWhileItMayLand(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	c.ext = scheduler.New(c.store, c.client, scheduler.Config{BindingInFlight: 100 * time.Millisecond}, nil)
+	c.failBindings(io.ErrUnexpectedEOF)
+	pod := c.add(extendertest.Pod("ns", "train", 8))
+	if err := c.bind(pod, "dgx-a"); err == nil {
+		t.Fatal("the bind should fail")
+	}
+	if d, _ := c.store.DebugNode("dgx-a"); d.PFsFree != 0 || len(d.Assumed) != 1 {
+		t.Errorf("right after a Binding without an answer: %d PFs free, assumed %v; want 0, [ns/train]", d.PFsFree, d.Assumed)
+	}
+	err := wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		d, _ := c.store.DebugNode("dgx-a")
+		return d.PFsFree == 8 && len(d.Assumed) == 0, nil
+	})
+	if err != nil {
+		d, _ := c.store.DebugNode("dgx-a")
+		t.Errorf("once no Binding can be in flight: %d PFs free, assumed %v; want 8, none", d.PFsFree, d.Assumed)
+	}
+}
+
+// TestBindOfADeletedPod: the pod was deleted after the bind read it (its informer event may
+// have come before the bind reserved): the reservation goes at once, or it would hold the
+// devices with nothing left to end it.
+func TestBindOfADeletedPod(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	pod := c.add(extendertest.Pod("ns", "train", 8))
+	c.client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if action.GetSubresource() != "binding" {
+			return false, nil, nil
+		}
+		c.store.DeletePod(pod.UID)
+		gvr := corev1.SchemeGroupVersion.WithResource("pods")
+		return true, nil, errors.Join(c.client.Tracker().Delete(gvr, "ns", "train"), apierrors.NewNotFound(gvr.GroupResource(), "train"))
+	})
+	if err := c.ext.Bind(t.Context(), &extenderv1.ExtenderBindingArgs{PodName: "train", PodNamespace: "ns", PodUID: pod.UID, Node: "dgx-a"}); err == nil {
+		t.Fatal("the bind of a deleted pod should fail")
+	}
+	if d, _ := c.store.DebugNode("dgx-a"); d.PFsFree != 8 || len(d.Assumed) != 0 {
+		t.Errorf("after the bind of a deleted pod: %d PFs free, assumed %v; want 8, none", d.PFsFree, d.Assumed)
 	}
 }
 

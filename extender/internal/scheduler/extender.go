@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -40,6 +41,16 @@ type Config struct {
 	NoPF NoPFPolicy
 	// SchedulerNames are the schedulers whose pods /bind binds; empty means DefaultSchedulerName.
 	SchedulerNames []string
+	// BindingInFlight is how long a Binding whose answer never came may still land, after
+	// which its reservation is dropped unless the pod shows it; 0 means DefaultBindingInFlight.
+	BindingInFlight time.Duration
+}
+
+func (c Config) bindingInFlight() time.Duration {
+	if c.BindingInFlight > 0 {
+		return c.BindingInFlight
+	}
+	return DefaultBindingInFlight
 }
 
 func (c Config) serves(name string) bool {

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -23,43 +24,48 @@ type Reservation struct {
 
 // ledger holds the reservations binds made that the pod informer has not shown yet (scheduler-
 // plugins' "assumed" pods): an informer event older than the reservation cannot erase it, and
-// the device stays taken until the informer catches up. Beside it, the per-node bind locks. The
-// store guards it with its own lock.
+// the device stays taken until the informer catches up. A pod may hold one on each of several
+// nodes: the scheduler gives up on a bind (its timeout) and binds the pod elsewhere while the
+// first bind still runs, and until one of them lands both nodes' devices stay taken. Beside it,
+// the per-node bind locks. The store guards it with its own lock.
 type ledger struct {
-	assumed map[types.UID]Reservation
+	assumed map[types.UID][]Reservation // at most one per node
 	binds   map[string]*sync.Mutex
 }
 
 func newLedger() ledger {
-	return ledger{assumed: map[types.UID]Reservation{}, binds: map[string]*sync.Mutex{}}
+	return ledger{assumed: map[types.UID][]Reservation{}, binds: map[string]*sync.Mutex{}}
 }
 
-// reserve assumes a reservation; it returns the node of one it replaces, if any.
-func (l *ledger) reserve(r Reservation) (replaced string) {
-	if old, ok := l.assumed[r.UID]; ok {
-		replaced = old.Allocation.Node
+// reserve assumes a reservation, in place of the pod's earlier one on the same node.
+func (l *ledger) reserve(r Reservation) {
+	rs := slices.DeleteFunc(l.assumed[r.UID], func(old Reservation) bool { return old.Allocation.Node == r.Allocation.Node })
+	l.assumed[r.UID] = append(rs, r)
+}
+
+// drop removes the pod's reservations for which gone is true and returns their nodes.
+func (l *ledger) drop(uid types.UID, gone func(Reservation) bool) (nodes []string) {
+	rs := l.assumed[uid]
+	kept := rs[:0]
+	for _, r := range rs {
+		if gone(r) {
+			nodes = append(nodes, r.Allocation.Node)
+		} else {
+			kept = append(kept, r)
+		}
 	}
-	l.assumed[r.UID] = r
-	return replaced
-}
-
-// release drops the pod's assumed reservation; it returns its node, if there was one.
-func (l *ledger) release(uid types.UID) (node string) {
-	r, ok := l.assumed[uid]
-	if ok {
+	if len(kept) == 0 {
 		delete(l.assumed, uid)
+	} else {
+		l.assumed[uid] = kept
 	}
-	return r.Allocation.Node
+	return nodes
 }
 
-// confirm drops an assumed reservation that the informer's pod now shows. It returns the node of the reservation it dropped.
-func (l *ledger) confirm(pod *PodInfo) (node string) {
-	r, ok := l.assumed[pod.UID]
-	if !ok || !seenBy(pod, r) {
-		return ""
-	}
-	delete(l.assumed, pod.UID)
-	return r.Allocation.Node
+// confirm drops the assumed reservations that the informer's pod now shows, and returns their
+// nodes.
+func (l *ledger) confirm(pod *PodInfo) []string {
+	return l.drop(pod.UID, func(r Reservation) bool { return seenBy(pod, r) })
 }
 
 // seenBy reports whether the informer's pod shows the bind: it carries the reservation's
@@ -74,12 +80,23 @@ func seenBy(pod *PodInfo, r Reservation) bool {
 	return err == nil && c > 0 && pod.NodeName != ""
 }
 
+// latest is the pod's most recent reservation, if any.
+func (l *ledger) latest(uid types.UID) (Reservation, bool) {
+	rs := l.assumed[uid]
+	if len(rs) == 0 {
+		return Reservation{}, false
+	}
+	return rs[len(rs)-1], true
+}
+
 // on lists the reservations assumed on a node.
 func (l *ledger) on(node string) []Reservation {
 	var out []Reservation
-	for _, r := range l.assumed {
-		if r.Allocation.Node == node {
-			out = append(out, r)
+	for _, rs := range l.assumed {
+		for _, r := range rs {
+			if r.Allocation.Node == node {
+				out = append(out, r)
+			}
 		}
 	}
 	return out
@@ -100,22 +117,18 @@ func (l *ledger) lock(node string) *sync.Mutex {
 func (s *Store) Reserve(r Reservation) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old := s.ledger.reserve(r); old != "" && old != r.Allocation.Node {
-		s.rebuildNamed(old)
-	}
+	s.ledger.reserve(r)
 	s.rebuildNamed(r.Allocation.Node)
 }
 
 // Release forgets a pod's assumed reservation of a, its bind having failed. A reservation of
-// another allocation is a later bind's of the pod (the scheduler gave up on the first and bound
-// it again meanwhile): it stays.
+// another allocation is another bind's of the pod (the scheduler gave up on one and bound the
+// pod again meanwhile): it stays.
 func (s *Store) Release(uid types.UID, a v1alpha1.Allocation) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.ledger.assumed[uid]; !ok || r.Allocation.String() != a.String() {
-		return
-	}
-	if node := s.ledger.release(uid); node != "" {
+	want := a.String()
+	for _, node := range s.ledger.drop(uid, func(r Reservation) bool { return r.Allocation.String() == want }) {
 		s.rebuildNamed(node)
 	}
 }

@@ -160,8 +160,10 @@ func (s *Store) SetPodInfo(pod *PodInfo) {
 		s.podNode[pod.UID] = nodeName
 		s.rebuild(e)
 	}
-	if confirmed != "" && confirmed != nodeName {
-		s.rebuildNamed(confirmed)
+	for _, node := range confirmed {
+		if node != nodeName {
+			s.rebuildNamed(node)
+		}
 	}
 }
 
@@ -180,7 +182,7 @@ func (s *Store) DeletePod(uid types.UID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.forget(uid)
-	if node := s.ledger.release(uid); node != "" {
+	for _, node := range s.ledger.drop(uid, func(Reservation) bool { return true }) {
 		s.rebuildNamed(node)
 	}
 }

@@ -64,12 +64,12 @@ func (s *Store) Pass(names []string, shape placement.Shape, except string, fits 
 	}
 }
 
-// ReservedFor returns the node where the pod holds a reservation (assumed by a bind, or its own
-// allocation as the informer shows it), or "".
+// ReservedFor returns the node where the pod holds a reservation (the latest a bind assumed, or
+// its own allocation as the informer shows it), or "".
 func (s *Store) ReservedFor(uid types.UID) string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if r, ok := s.ledger.assumed[uid]; ok {
+	if r, ok := s.ledger.latest(uid); ok {
 		return r.Allocation.Node
 	}
 	if name, ok := s.podNode[uid]; ok && s.nodes[name].pods[uid].alloc != nil {

@@ -19,8 +19,9 @@ const (
 	AnnotationNICs = "topolane.io/nics"
 	// AnnotationGDR is set by the user: preferred (default), required or off.
 	AnnotationGDR = "topolane.io/gdr"
-	// AnnotationAllocation is set by the extender at bind time, before the Binding: the devices
-	// reserved for the pod. The extender rebuilds its ledger from it after a restart.
+	// AnnotationAllocation is set by the extender at bind time, on the Binding, whose
+	// annotations the API server copies onto the pod: the devices reserved for the pod. The
+	// extender rebuilds its ledger from it after a restart.
 	AnnotationAllocation = "topolane.io/allocation"
 )
 
