@@ -1,7 +1,7 @@
 // Command topolane-bench measures topolane against baselines:
 //
 //	topolane-bench placement [--scenario FILE] [--plot FILE]   placement quality, simulated
-//	topolane-bench throughput [--nodes N] [--pods N]            the real kube-scheduler with and without the extender on a real API server; the extender's memory
+//	topolane-bench throughput [--nodes N] [--pods N] [--rounds N] the real kube-scheduler with and without the extender on a real API server; the extender's memory
 //	topolane-bench demo [--scenario FILE]                       a small scenario through the real kube-scheduler
 package main
 

@@ -98,7 +98,7 @@ func TestThroughput(t *testing.T) {
 }
 
 func TestBadArguments(t *testing.T) {
-	for _, args := range [][]string{{}, {"fly"}, {"placement", "--scenario", "/nonexistent.yaml"}, {"throughput", "--nodes", "0"}, {"throughput", "--bound-pods", "-1"}, {"demo", "--jobs", "0"}} {
+	for _, args := range [][]string{{}, {"fly"}, {"placement", "--scenario", "/nonexistent.yaml"}, {"throughput", "--nodes", "0"}, {"throughput", "--bound-pods", "-1"}, {"throughput", "--rounds", "0"}, {"demo", "--jobs", "0"}} {
 		if _, err := capture(t, args...); err == nil {
 			t.Errorf("%q: want an error", args)
 		}

@@ -27,6 +27,7 @@ const (
 
 type throughputFlags struct {
 	nodes, pods, boundPods int
+	rounds                 int
 	heapProfile            string
 	extenderFlags          string
 	keep                   bool
@@ -38,16 +39,18 @@ func throughputCmd(ctx context.Context, args []string) error {
 	var f throughputFlags
 	fs.IntVar(&f.nodes, "nodes", 5000, "nodes, four DGX H100s to one PCIe server, each with the NodeTopology topolane-agent publishes")
 	fs.IntVar(&f.pods, "pods", 1000, "pending 1-GPU pods scheduled by each scheduler")
+	fs.IntVar(&f.rounds, "rounds", 2, "rounds of the two schedulers, taking turns (the pods split between them), so that a machine whose speed drifts during the run weighs on both sides alike")
 	fs.IntVar(&f.boundPods, "bound-pods", 40000, "pods already bound before the extender starts, round-robin over the nodes: the first four rounds 1-GPU pods holding a macvlan, the rest without a GPU")
 	fs.StringVar(&f.heapProfile, "heap-profile", "", "write the extender's heap profile (after its informers synced and a GC) to this file, for go tool pprof")
 	fs.StringVar(&f.extenderFlags, "extender-flags", "", "more flags for topolane-extender, space-separated (e.g. --kube-api-qps=50); none: its defaults, as the chart runs it")
-	fs.StringVar(&f.cpuProfile, "cpu-profile-prefix", "", "write CPU profiles of this process (the kube-scheduler) while it schedules, to PREFIX-plain-scheduler.pprof and PREFIX-topolane-scheduler.pprof")
+	fs.StringVar(&f.cpuProfile, "cpu-profile-prefix", "", "write CPU profiles of this process (the kube-scheduler) while it schedules, to PREFIX-plain-scheduler-rN.pprof and PREFIX-topolane-scheduler-rN.pprof for each round N")
 	fs.BoolVar(&f.keep, "keep", false, "keep the working directory: the API server's and the extender's logs, etcd's data")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if f.nodes <= 0 || f.pods <= 0 || f.boundPods < 0 {
-		return fmt.Errorf("--nodes %d --pods %d --bound-pods %d: want nodes and pods at least 1", f.nodes, f.pods, f.boundPods)
+	if f.nodes <= 0 || f.pods <= 0 || f.boundPods < 0 || f.rounds <= 0 || f.rounds > f.pods {
+		return fmt.Errorf("--nodes %d --pods %d --bound-pods %d --rounds %d: want nodes and pods at least 1, rounds between 1 and pods",
+			f.nodes, f.pods, f.boundPods, f.rounds)
 	}
 	r, err := measureThroughput(ctx, f)
 	if err != nil {
@@ -57,9 +60,10 @@ func throughputCmd(ctx context.Context, args []string) error {
 	return nil
 }
 
-// side is one scheduler's run.
+// side is one scheduler's rounds, added up.
 type side struct {
 	label, scheduler string
+	pods             int
 	podsPerSecond    float64
 	took             time.Duration
 	attempt          realapi.Quantiles  // scheduler_scheduling_attempt_duration_seconds, result scheduled
@@ -67,6 +71,9 @@ type side struct {
 	// cpu is the CPU time per pod of each process while the side ran: the bench (the
 	// scheduler), the API server with etcd, the extender.
 	cpu [3]time.Duration
+	// Readings before the first round.
+	attemptsBefore     realapi.Histogram
+	attemptCountBefore map[string]float64
 }
 
 type throughput struct {
@@ -125,10 +132,20 @@ func measureThroughput(ctx context.Context, f throughputFlags) (*throughput, err
 	}
 	defer ext.Stop()
 	procs := []int{os.Getpid(), api.Pid(), ext.Pid()}
-	for _, s := range []*side{&r.plain, &r.topo} {
-		if err := schedule(ctx, c, ext.URL, f.pods, procs, f.cpuProfile, s); err != nil {
-			return nil, fmt.Errorf("%w\ntopolane-extender's log ends:\n%s", err, ext.LogTail())
+	sides := []*side{&r.plain, &r.topo}
+	for _, s := range sides {
+		s.attemptsBefore, s.attemptCountBefore = attemptHistogram(s.scheduler)
+	}
+	for round := range f.rounds {
+		pods := f.pods/f.rounds + btoi(round < f.pods%f.rounds)
+		for _, s := range sides {
+			if err := schedule(ctx, c, ext.URL, pods, round+1, procs, f.cpuProfile, s); err != nil {
+				return nil, fmt.Errorf("%w\ntopolane-extender's log ends:\n%s", err, ext.LogTail())
+			}
 		}
+	}
+	for _, s := range sides {
+		s.finish()
 	}
 	return r, r.scrape(ctx, ext)
 }
@@ -211,11 +228,12 @@ func checkCounted(ctx context.Context, ext *realapi.Extender, nodes, boundPods i
 	return nil
 }
 
-// schedule creates the side's pods, then starts its scheduler and times it from the start
-// (informers synced) until the watch sees the last pod bound; then stops it.
-func schedule(ctx context.Context, c *realapi.Cluster, url string, pods int, procs []int, cpuProfile string, s *side) error {
-	step(fmt.Sprintf("creating %d pods for %s", pods, s.scheduler))
-	names, err := c.CreatePending(ctx, s.scheduler, s.scheduler, "pod", pods)
+// schedule runs one round of a side: it creates the round's pods, then starts the side's
+// scheduler and times it from the start (informers synced) until the watch sees the last pod
+// bound; then stops it.
+func schedule(ctx context.Context, c *realapi.Cluster, url string, pods, round int, procs []int, cpuProfile string, s *side) error {
+	step(fmt.Sprintf("round %d: creating %d pods for %s", round, pods, s.scheduler))
+	names, err := c.CreatePending(ctx, s.scheduler, s.scheduler, fmt.Sprintf("pod-r%d", round), pods)
 	if err != nil {
 		return err
 	}
@@ -227,15 +245,14 @@ func schedule(ctx context.Context, c *realapi.Cluster, url string, pods int, pro
 	if s.scheduler == plain {
 		url = ""
 	}
-	before, attemptsBefore := attemptHistogram(s.scheduler)
 	schedCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	step(fmt.Sprintf("starting %s", s.scheduler))
+	step(fmt.Sprintf("round %d: starting %s", round, s.scheduler))
 	if err := kubesched.Start(schedCtx, c.Client, url, s.scheduler); err != nil {
 		return err
 	}
 	if cpuProfile != "" {
-		stopProfile, err := startCPUProfile(cpuProfile + "-" + s.scheduler + ".pprof")
+		stopProfile, err := startCPUProfile(fmt.Sprintf("%s-%s-r%d.pprof", cpuProfile, s.scheduler, round))
 		if err != nil {
 			return err
 		}
@@ -244,20 +261,36 @@ func schedule(ctx context.Context, c *realapi.Cluster, url string, pods int, pro
 	start, cpu := time.Now(), cpuTimes(procs)
 	bound, last := watch.Wait(ctx, names, 10*time.Minute, bar(os.Stderr, s.scheduler, pods))
 	for i, t := range cpuTimes(procs) {
-		s.cpu[i] = (t - cpu[i]) / time.Duration(pods)
+		s.cpu[i] += t - cpu[i]
 	}
 	if bound < pods {
 		return fmt.Errorf("%s bound %d of %d pods in %v", s.scheduler, bound, pods, time.Since(start).Round(time.Second))
 	}
-	s.took = last.Sub(start)
-	s.podsPerSecond = float64(pods) / s.took.Seconds()
+	s.took += last.Sub(start)
+	s.pods += pods
+	return nil
+}
+
+// finish turns the side's sums into rates and per-pod figures, and reads what its scheduler's
+// metrics counted over all its rounds.
+func (s *side) finish() {
+	s.podsPerSecond = float64(s.pods) / s.took.Seconds()
+	for i := range s.cpu {
+		s.cpu[i] /= time.Duration(s.pods)
+	}
 	after, attempts := attemptHistogram(s.scheduler)
-	s.attempt = after.Minus(before).Quantiles()
+	s.attempt = after.Minus(s.attemptsBefore).Quantiles()
 	s.attempts = attempts
-	for result, n := range attemptsBefore {
+	for result, n := range s.attemptCountBefore {
 		s.attempts[result] -= n
 	}
-	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func startCPUProfile(path string) (func(), error) {
@@ -328,7 +361,7 @@ func (r *throughput) print() {
 	fmt.Printf("  RSS %7.1f MiB   Go heap in use %7.1f MiB (live %.1f; freed, not yet returned to the OS %.1f)   peak RSS %.1f MiB\n",
 		mib(r.memory.RSS), mib(r.memory.Heap), mib(r.memory.HeapLive), mib(r.memory.Unreturned), mib(r.memory.PeakRSS))
 	fmt.Printf("  after the run (no forced GC): RSS %.1f MiB, Go heap in use %.1f MiB\n\n", mib(r.memoryAfter.RSS), mib(r.memoryAfter.Heap))
-	fmt.Printf("throughput, %d pending 1-GPU pods for each scheduler\n", r.f.pods)
+	fmt.Printf("throughput, %d pending 1-GPU pods for each scheduler, in %d rounds taking turns\n", r.f.pods, r.f.rounds)
 	for _, s := range []side{r.plain, r.topo} {
 		fmt.Printf("  %-22s %7.1f pods/s (%.1f s)   attempt p50 %6.1f ms  p99 %7.1f ms (%d)\n",
 			s.label, s.podsPerSecond, s.took.Seconds(), ms(s.attempt.P50), ms(s.attempt.P99), s.attempt.Count)
