@@ -137,6 +137,9 @@ func measureThroughput(ctx context.Context, f throughputFlags) (*throughput, err
 		s.attemptsBefore, s.attemptCountBefore = attemptHistogram(s.scheduler)
 	}
 	for round := range f.rounds {
+		// ABBA: in every other round the extender goes first, so that a steady drift in the
+		// machine's speed favours neither side.
+		slices.Reverse(sides)
 		pods := f.pods/f.rounds + btoi(round < f.pods%f.rounds)
 		for _, s := range sides {
 			if err := schedule(ctx, c, ext.URL, pods, round+1, procs, f.cpuProfile, s); err != nil {

@@ -104,8 +104,7 @@ func (x *Extender) reserve(pod *corev1.Pod, node string) (*state.Reservation, er
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConflict, err)
 	}
-	r := reservation(pod, req.GPUs, v1alpha1.AllocationOf(node, pod.UID, choices))
-	x.store.Reserve(r)
+	r := x.store.Reserve(reservation(pod, req.GPUs, v1alpha1.AllocationOf(node, pod.UID, choices)))
 	return &r, nil
 }
 
@@ -147,32 +146,25 @@ func (x *Extender) bindPod(ctx context.Context, pod *corev1.Pod, node string, r 
 	return err
 }
 
-// settle makes the store's reservation for a pod whose Binding failed what the pod, read again,
-// holds. Bound with an allocation of its own (this bind's, its answer lost, or another bind's
-// of the pod), that one. Otherwise this bind's is dropped: at once if the Binding certainly did
-// not land (the API server refused it, or the pod is gone); else (no answer, or a server error:
-// the Binding may still be being written) once any Binding still in flight has ended, when the
-// pod informer has shown a Binding that landed.
+// settle decides what becomes of the reservation of a bind whose Binding failed, by the pod as
+// read again. Bound with this reservation's allocation, the Binding went through, its answer
+// lost: it stays until the pod informer shows the pod. Otherwise it goes: at once if the Binding
+// certainly did not land (the API server refused it, the pod is gone or bound without it); else
+// (no answer, or a server error: the Binding may still be being written) once no Binding can
+// still be in flight. Another bind's reservation of the pod, on its own node, is that bind's.
 func (x *Extender) settle(current *corev1.Pod, r *state.Reservation, certain bool) {
-	if r == nil {
-		return
-	}
-	if current != nil && current.Spec.NodeName != "" {
-		held, err := v1alpha1.ParseAllocation(current.Annotations[v1alpha1.AnnotationAllocation])
-		if err == nil && held.PodUID == r.UID && held.Node == current.Spec.NodeName {
-			if held.String() != r.Allocation.String() {
-				x.store.Release(r.UID, r.Allocation)
-			}
-			x.store.Reserve(reservation(current, r.GPUs, held))
-			return
+	switch {
+	case r == nil:
+	case current != nil && current.Spec.NodeName != "":
+		if current.Annotations[v1alpha1.AnnotationAllocation] != r.Allocation.String() {
+			x.store.Release(*r)
 		}
-		certain = true // bound without it
+	case certain:
+		x.store.Release(*r)
+	default:
+		held := *r
+		time.AfterFunc(x.cfg.bindingInFlight(), func() { x.store.Release(held) })
 	}
-	if certain {
-		x.store.Release(r.UID, r.Allocation)
-		return
-	}
-	time.AfterFunc(x.cfg.bindingInFlight(), func() { x.store.Release(r.UID, r.Allocation) })
 }
 
 // refused reports whether the API server answered with a refusal (a 4xx status), which writes

@@ -1,7 +1,9 @@
 package scheduler_test
 
 import (
+	"io"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -41,37 +43,6 @@ func TestFailedBindKeepsANewerBindsReservation(t *testing.T) {
 	}
 }
 
-// TestBindLosingToAnotherBindOfThePod: the other bind's Binding, to dgx-b with dgx-b's devices,
-// went through just before this bind's to dgx-a. This bind fails, and until the pod informer
-// shows the pod the store holds what the pod holds: dgx-b's devices, not dgx-a's.
-func TestBindLosingToAnotherBindOfThePod(t *testing.T) {
-	c := newCluster(t, scheduler.Config{})
-	pod := c.add(extendertest.Pod("ns", "train", 8))
-	other := pfAllocation("dgx-b", pod, 0, 1, 2, 3, 4, 5, 6, 7)
-	once := false
-	c.client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		if action.GetSubresource() != "binding" || once {
-			return false, nil, nil
-		}
-		once = true
-		b := &corev1.Binding{Target: corev1.ObjectReference{Kind: "Node", Name: "dgx-b"}}
-		b.Name, b.Namespace, b.Annotations = "train", "ns", map[string]string{v1alpha1.AnnotationAllocation: other.String()}
-		return false, nil, extendertest.ApplyBinding(c.client, b)
-	})
-	if err := c.ext.Bind(t.Context(), &extenderv1.ExtenderBindingArgs{PodName: "train", PodNamespace: "ns", PodUID: pod.UID, Node: "dgx-a"}); err == nil {
-		t.Fatal("the bind to dgx-a of a pod bound to dgx-b should fail")
-	}
-	if a := allocation(t, c, pod); a.String() != other.String() {
-		t.Errorf("the pod's allocation = %s, want the other bind's %s", a, other)
-	}
-	if d, _ := c.store.DebugNode("dgx-a"); d.PFsFree != 8 {
-		t.Errorf("dgx-a: %d PFs free, want 8: the pod is not there", d.PFsFree)
-	}
-	if d, _ := c.store.DebugNode("dgx-b"); d.PFsFree != 0 {
-		t.Errorf("dgx-b: %d PFs free before the informer shows the pod, want 0: the pod holds them all", d.PFsFree)
-	}
-}
-
 // TestOverlappingBindsOfOnePodKeepBothNodesTaken: a bind to dgx-b reserved and sent its
 // Binding; the scheduler, its request timed out, bound the pod again, to dgx-a. Until one of
 // the Bindings lands, each node's devices stay taken: when dgx-b's lands (and its bind answers,
@@ -103,10 +74,43 @@ func TestOverlappingBindsOfOnePodKeepBothNodesTaken(t *testing.T) {
 	if pfsFreeOnB != 0 {
 		t.Errorf("while dgx-b's Binding landed, %d of dgx-b's PFs looked free; want 0", pfsFreeOnB)
 	}
+	if a := allocation(t, c, pod); a.String() != toB.String() {
+		t.Errorf("the pod's allocation = %s, want dgx-b's %s", a, toB)
+	}
 	if d, _ := c.store.DebugNode("dgx-a"); d.PFsFree != 8 || len(d.Assumed) != 0 {
 		t.Errorf("dgx-a after its bind failed: %d PFs free, assumed %v; want 8, none", d.PFsFree, d.Assumed)
 	}
 	if d, _ := c.store.DebugNode("dgx-b"); d.PFsFree != 0 {
 		t.Errorf("dgx-b after its Binding landed: %d PFs free, want 0", d.PFsFree)
+	}
+}
+
+// TestLateReleaseKeepsANewerBindOfTheSameDevices: a bind's Binding got no answer, so its
+// reservation is to go once no Binding can be in flight; meanwhile the scheduler bound the pod
+// again, to the same node, which gives it the same devices. When the first bind's time is up,
+// the second's reservation must stay until the pod informer shows the pod.
+func TestLateReleaseKeepsANewerBindOfTheSameDevices(t *testing.T) {
+	c := newCluster(t, scheduler.Config{})
+	const inFlight = 20 * time.Millisecond
+	c.ext = scheduler.New(c.store, c.client, scheduler.Config{BindingInFlight: inFlight}, nil)
+	pod := c.add(extendertest.Pod("ns", "train", 8))
+	first := true
+	c.client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if action.GetSubresource() != "binding" || !first {
+			return false, nil, nil
+		}
+		first = false
+		return true, nil, io.ErrUnexpectedEOF // no answer; it never landed
+	})
+	args := &extenderv1.ExtenderBindingArgs{PodName: "train", PodNamespace: "ns", PodUID: pod.UID, Node: "dgx-a"}
+	if err := c.ext.Bind(t.Context(), args); err == nil {
+		t.Fatal("the first bind should fail")
+	}
+	if err := c.ext.Bind(t.Context(), args); err != nil {
+		t.Fatalf("the second bind: %v", err)
+	}
+	time.Sleep(10 * inFlight) // the first bind's release is due
+	if d, _ := c.store.DebugNode("dgx-a"); d.PFsFree != 0 || len(d.Assumed) != 1 {
+		t.Errorf("after the first bind's release was due: %d PFs free, assumed %v; want 0, [ns/train] (the pod is bound there)", d.PFsFree, d.Assumed)
 	}
 }

@@ -20,6 +20,9 @@ type Reservation struct {
 	// ResourceVersion is the pod's as the bind read it, before its Binding: the pod informer's
 	// pod at a later version, bound, shows the bind's outcome.
 	ResourceVersion string
+	// Seq tells this reservation from another bind's of the same pod, node and devices; the
+	// store sets it.
+	Seq uint64
 }
 
 // ledger holds the reservations binds made that the pod informer has not shown yet (scheduler-
@@ -31,6 +34,7 @@ type Reservation struct {
 type ledger struct {
 	assumed map[types.UID][]Reservation // at most one per node
 	binds   map[string]*sync.Mutex
+	seq     uint64 // the last Reservation.Seq given
 }
 
 func newLedger() ledger {
@@ -113,22 +117,25 @@ func (l *ledger) lock(node string) *sync.Mutex {
 }
 
 // Reserve assumes the devices of a bind until the pod informer shows them, and counts them at
-// once: filters that run before the informer catches up see them taken.
-func (s *Store) Reserve(r Reservation) {
+// once: filters that run before the informer catches up see them taken. It returns the
+// reservation as the store holds it, for Release.
+func (s *Store) Reserve(r Reservation) Reservation {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ledger.seq++
+	r.Seq = s.ledger.seq
 	s.ledger.reserve(r)
 	s.rebuildNamed(r.Allocation.Node)
+	return r
 }
 
-// Release forgets a pod's assumed reservation of a, its bind having failed. A reservation of
-// another allocation is another bind's of the pod (the scheduler gave up on one and bound the
-// pod again meanwhile): it stays.
-func (s *Store) Release(uid types.UID, a v1alpha1.Allocation) {
+// Release forgets a reservation Reserve returned, its bind having failed. Another bind's of the
+// pod (the scheduler gave up on one and bound the pod again meanwhile) stays, even for the same
+// node and devices.
+func (s *Store) Release(r Reservation) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	want := a.String()
-	for _, node := range s.ledger.drop(uid, func(r Reservation) bool { return r.Allocation.String() == want }) {
+	for _, node := range s.ledger.drop(r.UID, func(held Reservation) bool { return held.Seq == r.Seq }) {
 		s.rebuildNamed(node)
 	}
 }
