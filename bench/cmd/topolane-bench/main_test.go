@@ -85,6 +85,7 @@ func TestThroughput(t *testing.T) {
 		`without the extender +\d+\.\d pods/s .* attempt p50 +\d+\.\d ms +p99 +\d+\.\d ms \(20\)`,
 		`with topolane +\d+\.\d pods/s .* attempt p50 +\d+\.\d ms +p99 +\d+\.\d ms \(20\)`,
 		`ratio +\d+\.\d\d`,
+		`with topolane +rounds: \d+\.\d, \d+\.\d pods/s`,
 		`with topolane +\d+\.\d +\d+\.\d +\d+\.\d`, // CPU per pod
 		`with topolane +scheduling attempts: .*scheduled 20`,
 		`binds: .*ok 20`,

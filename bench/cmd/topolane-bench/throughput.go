@@ -64,6 +64,7 @@ func throughputCmd(ctx context.Context, args []string) error {
 type side struct {
 	label, scheduler string
 	pods             int
+	rounds           []float64 // pods/s of each round
 	podsPerSecond    float64
 	took             time.Duration
 	attempt          realapi.Quantiles  // scheduler_scheduling_attempt_duration_seconds, result scheduled
@@ -235,6 +236,7 @@ func checkCounted(ctx context.Context, ext *realapi.Extender, nodes, boundPods i
 // scheduler and times it from the start (informers synced) until the watch sees the last pod
 // bound; then stops it.
 func schedule(ctx context.Context, c *realapi.Cluster, url string, pods, round int, procs []int, cpuProfile string, s *side) error {
+	waitQuiet(procs)
 	step(fmt.Sprintf("round %d: creating %d pods for %s", round, pods, s.scheduler))
 	names, err := c.CreatePending(ctx, s.scheduler, s.scheduler, fmt.Sprintf("pod-r%d", round), pods)
 	if err != nil {
@@ -263,14 +265,20 @@ func schedule(ctx context.Context, c *realapi.Cluster, url string, pods, round i
 	}
 	start, cpu := time.Now(), cpuTimes(procs)
 	bound, last := watch.Wait(ctx, names, 10*time.Minute, bar(os.Stderr, s.scheduler, pods))
+	var used [3]time.Duration
 	for i, t := range cpuTimes(procs) {
-		s.cpu[i] += t - cpu[i]
+		used[i] = t - cpu[i]
+		s.cpu[i] += used[i]
 	}
 	if bound < pods {
 		return fmt.Errorf("%s bound %d of %d pods in %v", s.scheduler, bound, pods, time.Since(start).Round(time.Second))
 	}
-	s.took += last.Sub(start)
+	took := last.Sub(start)
+	s.took += took
 	s.pods += pods
+	s.rounds = append(s.rounds, float64(pods)/took.Seconds())
+	step(fmt.Sprintf("round %d: %s %.1f pods/s; CPU per pod %.1f / %.1f / %.1f ms", round, s.scheduler, float64(pods)/took.Seconds(),
+		ms(used[0]/time.Duration(pods)), ms(used[1]/time.Duration(pods)), ms(used[2]/time.Duration(pods))))
 	return nil
 }
 
@@ -286,6 +294,23 @@ func (s *side) finish() {
 	s.attempts = attempts
 	for result, n := range s.attemptCountBefore {
 		s.attempts[result] -= n
+	}
+}
+
+// waitQuiet waits, 30 s at most, until the processes together use less than a quarter of a core
+// over a second: what filling the API server or the last round left running (etcd, garbage
+// collection, the last events) must not be charged to the next round.
+func waitQuiet(procs []int) {
+	for range 30 {
+		before := cpuTimes(procs)
+		time.Sleep(time.Second)
+		var used time.Duration
+		for i, t := range cpuTimes(procs) {
+			used += t - before[i]
+		}
+		if used < time.Second/4 {
+			return
+		}
 	}
 }
 
@@ -371,6 +396,9 @@ func (r *throughput) print() {
 	}
 	fmt.Printf("  ratio                  %7.2f (goal ≥ 0.6)\n", r.topo.podsPerSecond/r.plain.podsPerSecond)
 	for _, s := range []side{r.plain, r.topo} {
+		fmt.Printf("  %-22s rounds: %s pods/s\n", s.label, rounds(s.rounds))
+	}
+	for _, s := range []side{r.plain, r.topo} {
 		fmt.Printf("  %-22s scheduling attempts: %s\n", s.label, counts(s.attempts))
 	}
 	fmt.Printf("  %-22s binds: %s\n", "topolane-extender", counts(r.binds))
@@ -385,6 +413,14 @@ func (r *throughput) print() {
 		fmt.Printf("  %-12s p50 %7.2f ms  p99 %7.2f ms  (%d calls)\n", v, ms(q.P50), ms(q.P99), q.Count)
 	}
 	fmt.Println("  (p50/p99 estimated from histogram buckets, as Prometheus's histogram_quantile)")
+}
+
+func rounds(pps []float64) string {
+	parts := make([]string, len(pps))
+	for i, p := range pps {
+		parts[i] = fmt.Sprintf("%.1f", p)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // counts writes "result n, ..." in the order of the results' names, leaving out zeros.
