@@ -274,8 +274,15 @@ func TestExtenderIdentity(t *testing.T) {
 		var vap admissionv1.ValidatingAdmissionPolicy
 		r.must("ValidatingAdmissionPolicy", "-allocation", &vap)
 		want := fmt.Sprintf("request.userInfo.username != 'system:serviceaccount:topolane-system:%s'", tt.account)
-		if vap.Spec.MatchConditions[0].Expression != want || !strings.Contains(vap.Spec.Validations[0].Message, tt.account) {
+		if vap.Spec.MatchConditions[0].Expression != want || !strings.Contains(vap.Spec.Validations[0].MessageExpression, tt.account) {
 			t.Errorf("separate=%v: policy exempts %q", tt.separate, vap.Spec.MatchConditions[0].Expression)
+		}
+		// The extender's allocation travels on the Binding: another binder's must not carry one.
+		checksBindings := slices.ContainsFunc(vap.Spec.MatchConstraints.ResourceRules, func(r admissionv1.NamedRuleWithOperations) bool {
+			return slices.Contains(r.Resources, "pods/binding") && slices.Contains(r.Operations, admissionv1.Create)
+		})
+		if !checksBindings {
+			t.Errorf("separate=%v: the allocation policy does not check Bindings: %+v", tt.separate, vap.Spec.MatchConstraints.ResourceRules)
 		}
 	}
 }
