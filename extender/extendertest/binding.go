@@ -5,8 +5,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -24,6 +26,17 @@ func BindLikeTheAPIServer(client *fake.Clientset) {
 		b := action.(k8stesting.CreateAction).GetObject().(*corev1.Binding)
 		return true, b, ApplyBinding(client, b)
 	})
+}
+
+// Binding is the Binding of a pod (its UID as the precondition) to a node, carrying an
+// allocation as the extender's bind does; allocation "" carries none.
+func Binding(namespace, name string, uid types.UID, node, allocation string) *corev1.Binding {
+	b := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, UID: uid},
+		Target: corev1.ObjectReference{Kind: "Node", Name: node}}
+	if allocation != "" {
+		b.Annotations = map[string]string{v1alpha1.AnnotationAllocation: allocation}
+	}
+	return b
 }
 
 // ApplyBinding does to the fake's pod what the API server does for a Binding: checks its

@@ -141,7 +141,7 @@ func measureThroughput(ctx context.Context, f throughputFlags) (*throughput, err
 		// ABBA: in every other round the extender goes first, so that a steady drift in the
 		// machine's speed favours neither side.
 		slices.Reverse(sides)
-		pods := f.pods/f.rounds + btoi(round < f.pods%f.rounds)
+		pods := f.pods*(round+1)/f.rounds - f.pods*round/f.rounds
 		for _, s := range sides {
 			if err := schedule(ctx, c, ext.URL, pods, round+1, procs, f.cpuProfile, s); err != nil {
 				return nil, fmt.Errorf("%w\ntopolane-extender's log ends:\n%s", err, ext.LogTail())
@@ -277,7 +277,7 @@ func schedule(ctx context.Context, c *realapi.Cluster, url string, pods, round i
 	s.took += took
 	s.pods += pods
 	s.rounds = append(s.rounds, float64(pods)/took.Seconds())
-	step(fmt.Sprintf("round %d: %s %.1f pods/s; CPU per pod %.1f / %.1f / %.1f ms", round, s.scheduler, float64(pods)/took.Seconds(),
+	step(fmt.Sprintf("round %d: %s %.1f pods/s; CPU per pod %.1f / %.1f / %.1f ms", round, s.scheduler, s.rounds[len(s.rounds)-1],
 		ms(used[0]/time.Duration(pods)), ms(used[1]/time.Duration(pods)), ms(used[2]/time.Duration(pods))))
 	return nil
 }
@@ -312,13 +312,6 @@ func waitQuiet(procs []int) {
 			return
 		}
 	}
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func startCPUProfile(path string) (func(), error) {

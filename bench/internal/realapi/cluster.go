@@ -198,8 +198,7 @@ func (c *Cluster) bindWithAllocation(ctx context.Context, pod *corev1.Pod, node 
 	}
 	a := v1alpha1.Allocation{Node: node.Name, PodUID: pod.UID,
 		Devices: []v1alpha1.Device{{Rail: 1, Kind: placement.KindMacvlan, NIC: nic, Device: nic}}}
-	binding := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID,
-		Annotations: map[string]string{v1alpha1.AnnotationAllocation: a.String()}}, Target: corev1.ObjectReference{Kind: "Node", Name: node.Name}}
+	binding := extendertest.Binding(pod.Namespace, pod.Name, pod.UID, node.Name, a.String())
 	if err := c.Client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("binding pod %s with its allocation: %w", pod.Name, err)
 	}

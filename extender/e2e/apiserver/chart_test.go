@@ -507,8 +507,7 @@ func checkAllocationPolicy(t *testing.T, ctx context.Context, c securedCluster, 
 	if _, err := c.client.CoreV1().Pods(ns).Create(ctx, unbound, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("a pod without the annotation was refused: %v", err)
 	}
-	forgedBinding := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: unbound.Name, Namespace: ns,
-		Annotations: map[string]string{v1alpha1.AnnotationAllocation: `{"node":"cpu-1","kind":"vf"}`}}, Target: corev1.ObjectReference{Kind: "Node", Name: "cpu-1"}}
+	forgedBinding := extendertest.Binding(ns, unbound.Name, "", "cpu-1", `{"node":"cpu-1","kind":"vf"}`)
 	err = c.client.CoreV1().Pods(ns).Bind(ctx, forgedBinding, metav1.CreateOptions{})
 	expectPolicyDenial(t, "a cluster admin binding a pod with an allocation", err)
 }

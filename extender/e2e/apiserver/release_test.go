@@ -79,8 +79,7 @@ func TestTwoBindsOfOnePod(t *testing.T) {
 	faults := &apiFaults{}
 	faults.beforeBinding = func(string) {
 		faults.beforeBinding = nil // the other bind's Binding, once
-		binding := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: ns, UID: pod.UID,
-			Annotations: map[string]string{v1alpha1.AnnotationAllocation: other.String()}}, Target: corev1.ObjectReference{Kind: "Node", Name: "dgx-b"}}
+		binding := extendertest.Binding(ns, pod.Name, pod.UID, "dgx-b", other.String())
 		if err := c.client.CoreV1().Pods(ns).Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
 			t.Error(err)
 		}

@@ -131,40 +131,49 @@ func (x *Extender) bindPod(ctx context.Context, pod *corev1.Pod, node string, r 
 	}
 	err = fmt.Errorf("binding pod %s/%s to %s: %w", pod.Namespace, pod.Name, node, err)
 	current, getErr := x.podOutliving(ctx, pod)
+	if getErr == nil && current.UID != pod.UID {
+		current, getErr = nil, apierrors.NewNotFound(corev1.Resource("pods"), pod.Name) // replaced by a pod of the same name
+	}
+	if r != nil {
+		x.settle(*r, current, getErr, err)
+	}
 	switch {
-	case apierrors.IsNotFound(getErr) || (getErr == nil && current.UID != pod.UID):
-		x.settle(nil, r, true) // deleted, perhaps replaced by a pod of the same name
 	case getErr != nil:
-		x.settle(nil, r, false)
 		return fmt.Errorf("%w (and reading it again: %v)", err, getErr)
-	default:
-		x.settle(current, r, refused(err))
-		if current.Spec.NodeName == node {
-			return nil // it went through, its answer lost; or another bind put it here
-		}
+	case current.Spec.NodeName == node:
+		return nil // it went through, its answer lost; or another bind put it here
 	}
 	return err
 }
 
-// settle decides what becomes of the reservation of a bind whose Binding failed, by the pod as
-// read again. Bound with this reservation's allocation, the Binding went through, its answer
-// lost: it stays until the pod informer shows the pod. Otherwise it goes: at once if the Binding
-// certainly did not land (the API server refused it, the pod is gone or bound without it); else
-// (no answer, or a server error: the Binding may still be being written) once no Binding can
-// still be in flight. Another bind's reservation of the pod, on its own node, is that bind's.
-func (x *Extender) settle(current *corev1.Pod, r *state.Reservation, certain bool) {
+// settle decides what becomes of the reservation of a bind whose Binding failed (bindErr), by
+// the pod as read again. Bound with this reservation's allocation, the Binding went through, its
+// answer lost: it stays until the pod informer shows the pod. Otherwise it goes: at once if the
+// Binding certainly did not land (the pod is gone or bound without it, or the API server refused
+// the Binding); else (no answer, or a server error: the Binding may still be being written) once
+// no Binding can still be in flight. Another bind's reservation of the pod, on its own node, is
+// that bind's.
+func (x *Extender) settle(r state.Reservation, current *corev1.Pod, getErr, bindErr error) {
 	switch {
-	case r == nil:
-	case current != nil && current.Spec.NodeName != "":
+	case apierrors.IsNotFound(getErr):
+		x.store.Release(r)
+	case getErr != nil:
+		x.releaseLater(r)
+	case current.Spec.NodeName != "":
 		if current.Annotations[v1alpha1.AnnotationAllocation] != r.Allocation.String() {
-			x.store.Release(*r)
+			x.store.Release(r)
 		}
-	case certain:
-		x.store.Release(*r)
+	case refused(bindErr):
+		x.store.Release(r)
 	default:
-		held := *r
-		time.AfterFunc(x.cfg.bindingInFlight(), func() { x.store.Release(held) })
+		x.releaseLater(r)
 	}
+}
+
+// releaseLater releases r once no Binding of its bind can still be in flight; by then, one that
+// landed has been shown by the pod informer, which ended the reservation.
+func (x *Extender) releaseLater(r state.Reservation) {
+	time.AfterFunc(x.cfg.bindingInFlight(), func() { x.store.Release(r) })
 }
 
 // refused reports whether the API server answered with a refusal (a 4xx status), which writes

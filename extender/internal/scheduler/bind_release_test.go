@@ -13,7 +13,6 @@ import (
 	"github.com/topolane/topolane/extender/extendertest"
 	"github.com/topolane/topolane/extender/internal/scheduler"
 	"github.com/topolane/topolane/extender/internal/state"
-	"github.com/topolane/topolane/topology/apis/v1alpha1"
 )
 
 // TestFailedBindKeepsANewerBindsReservation: the scheduler gave up on a bind to dgx-a (its
@@ -59,9 +58,7 @@ func TestOverlappingBindsOfOnePodKeepBothNodesTaken(t *testing.T) {
 			return false, nil, nil
 		}
 		// dgx-b's Binding lands first; then dgx-a's is refused.
-		b := &corev1.Binding{Target: corev1.ObjectReference{Kind: "Node", Name: "dgx-b"}}
-		b.Name, b.Namespace, b.UID, b.Annotations = "train", "ns", pod.UID, map[string]string{v1alpha1.AnnotationAllocation: toB.String()}
-		if err := extendertest.ApplyBinding(c.client, b); err != nil {
+		if err := extendertest.ApplyBinding(c.client, extendertest.Binding("ns", "train", pod.UID, "dgx-b", toB.String())); err != nil {
 			return true, nil, err
 		}
 		d, _ := c.store.DebugNode("dgx-b")

@@ -49,15 +49,13 @@ func (l *ledger) reserve(r Reservation) {
 
 // drop removes the pod's reservations for which gone is true and returns their nodes.
 func (l *ledger) drop(uid types.UID, gone func(Reservation) bool) (nodes []string) {
-	rs := l.assumed[uid]
-	kept := rs[:0]
-	for _, r := range rs {
+	kept := slices.DeleteFunc(l.assumed[uid], func(r Reservation) bool {
 		if gone(r) {
 			nodes = append(nodes, r.Allocation.Node)
-		} else {
-			kept = append(kept, r)
+			return true
 		}
-	}
+		return false
+	})
 	if len(kept) == 0 {
 		delete(l.assumed, uid)
 	} else {
